@@ -1,0 +1,111 @@
+"""Batch augmentation pipelines, applied to whole uint8 batches from the cache (fast on CPU and GPU).
+
+Named pipelines (looked up with ``build_pipeline``):
+- ``pad_crop_flip``: pad 4 (reflect) + random crop + horizontal flip + per-channel normalisation
+  with the training split's statistics (the classic ResNet-9 recipe);
+- ``finetune``: resize to the model's input size + flip + ImageNet normalisation;
+- ``bcos``: pad/crop/flip, then the B-cos input encoding [r, g, b, 1-r, 1-g, 1-b] with no mean/std
+  normalisation (Böhle, Fritz, Schiele, CVPR 2022 / TPAMI 2024).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as functional
+
+__all__ = [
+    "IMAGENET_MEAN", "IMAGENET_STD", "PIPELINES", "channel_stats", "to_float", "normalize", "random_crop_flip",
+    "random_flip", "resize", "bcos_encode", "build_pipeline",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PIPELINES = ("pad_crop_flip", "finetune", "bcos")
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def channel_stats(images: np.ndarray, rows: Sequence[int], chunk: int = 2048) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std (in 0..1) of ``images[rows]``, read in chunks from a memory map."""
+    rows = np.sort(np.asarray(rows))
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    count = 0
+    for start in range(0, len(rows), chunk):
+        block = images[rows[start:start + chunk]].astype(np.float64) / 255.0
+        total += block.sum(axis=(0, 1, 2))
+        total_sq += (block ** 2).sum(axis=(0, 1, 2))
+        count += block.shape[0] * block.shape[1] * block.shape[2]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 0.0))
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def to_float(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 NHWC (as stored in the cache) to float NCHW in 0..1."""
+    return batch.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def normalize(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Subtract the per-channel mean and divide by the std."""
+    mean_t = torch.as_tensor(mean, dtype=batch.dtype, device=batch.device).view(1, -1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=batch.dtype, device=batch.device).view(1, -1, 1, 1)
+    return (batch - mean_t) / std_t
+
+
+def random_flip(batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip each image horizontally with probability 1/2."""
+    flip = torch.rand(batch.shape[0], generator=generator) < 0.5
+    out = batch.clone()
+    out[flip.to(batch.device)] = batch[flip.to(batch.device)].flip(-1)
+    return out
+
+
+def random_crop_flip(batch: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Reflect-pad by ``padding``, take a random crop of the original size per image, then flip."""
+    size_h, size_w = batch.shape[-2:]
+    padded = functional.pad(batch, (padding,) * 4, mode="reflect")
+    offsets = torch.randint(0, 2 * padding + 1, (batch.shape[0], 2), generator=generator).to(batch.device)
+    rows = (offsets[:, 0, None] + torch.arange(size_h, device=batch.device))[:, None, :, None]
+    cols = (offsets[:, 1, None] + torch.arange(size_w, device=batch.device))[:, None, None, :]
+    index = torch.arange(batch.shape[0], device=batch.device)[:, None, None, None]
+    channels = torch.arange(batch.shape[1], device=batch.device)[None, :, None, None]
+    return random_flip(padded[index, channels, rows, cols], generator)
+
+
+def resize(batch: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize (antialiased) to ``size`` x ``size``; a no-op at the same size."""
+    if batch.shape[-1] == size and batch.shape[-2] == size:
+        return batch
+    return functional.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def bcos_encode(batch: torch.Tensor) -> torch.Tensor:
+    """The B-cos input encoding: concatenate the image and its inverse, [r, g, b, 1-r, 1-g, 1-b]."""
+    return torch.cat([batch, 1.0 - batch], dim=1)
+
+
+def build_pipeline(name: str, train: bool, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                   input_size: int | None = None, generator: torch.Generator | None = None) -> Transform:
+    """The batch transform ``name`` for training (augmenting) or evaluation (deterministic).
+
+    Input: uint8 NHWC from the cache; output: float NCHW ready for the model.
+    """
+    if name not in PIPELINES:
+        raise KeyError(f"unknown pipeline {name!r}; choose one of {PIPELINES}")
+    if name == "pad_crop_flip" and (mean is None or std is None):
+        raise ValueError("pad_crop_flip needs the training split's mean and std (see channel_stats)")
+
+    def transform(batch: torch.Tensor) -> torch.Tensor:
+        images = to_float(batch)
+        if input_size is not None:
+            images = resize(images, input_size)
+        if train:
+            images = random_flip(images, generator) if name == "finetune" else random_crop_flip(images, 4, generator)
+        if name == "bcos":
+            return bcos_encode(images)
+        return normalize(images, IMAGENET_MEAN, IMAGENET_STD) if name == "finetune" else normalize(images, mean, std)
+
+    return transform
