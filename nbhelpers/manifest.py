@@ -29,6 +29,7 @@ __all__ = [
 GENDERS = ("female", "male")
 SPLITS = ("train", "val", "test")
 REQUIRED_COLUMNS = ("path", "gender", "split", "sha256")
+_GOLDEN = 0.6180339887498949
 
 
 class ManifestError(ValueError):
@@ -138,23 +139,22 @@ def assign_splits(
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     seed: int = 0,
 ) -> list[str]:
-    """Deterministic stratified split: within each stratum, rank items by a salted hash of their key.
+    """Deterministic stratified split, identical on every machine and run.
 
-    The result depends only on the keys (content hashes), strata, fractions and seed, never on
-    file order, paths, the machine or the run.
+    Items are ordered by stratum, then by a salted hash of their key (a content hash), and walk
+    along a low-discrepancy (golden-ratio) sequence in [0, 1) that the fractions cut into train,
+    val and test. Every stratum, small ones included, gets its share to within one or two items,
+    and the result never depends on file order, paths or the machine.
     """
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(f"split fractions must sum to 1, got {fractions}")
-    members: dict[str, list[int]] = defaultdict(list)
-    for index, stratum in enumerate(strata):
-        members[stratum].append(index)
-    result = [""] * len(keys)
+    order = sorted(range(len(keys)),
+                   key=lambda i: (strata[i], hashlib.sha256(f"{seed}:{keys[i]}".encode()).hexdigest()))
     train_edge, val_edge = fractions[0], fractions[0] + fractions[1]
-    for indices in members.values():
-        ranked = sorted(indices, key=lambda i: hashlib.sha256(f"{seed}:{keys[i]}".encode()).hexdigest())
-        for rank, index in enumerate(ranked):
-            position = (rank + 0.5) / len(ranked)
-            result[index] = "train" if position < train_edge else "val" if position < val_edge else "test"
+    result = [""] * len(keys)
+    for position, index in enumerate(order):
+        point = (position * _GOLDEN + 0.5) % 1.0
+        result[index] = "train" if point < train_edge else "val" if point < val_edge else "test"
     return result
 
 

@@ -70,7 +70,7 @@ def utkface_records(source: str | Path, report: DatasetReport, work_dir: str | P
         try:
             labels = parse_utkface_name(path.name)
         except ValueError as error:
-            report.skip(path.name, f"unusable file name: {str(error).split(' (')[0]}")
+            report.skip(path.name, f"unusable file name: {error}")
             continue
         if labels["race"] is None:
             report.converted["race missing from file name (kept, race unknown)"] += 1

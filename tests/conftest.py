@@ -1,0 +1,43 @@
+"""Shared fixtures: small image files made on the fly, and the real UTKFace archive from ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+UTKFACE_ARCHIVE = Path(os.environ.get("UTKFACE_PATH", ROOT.parent / "shared" / "data" / "UTKFace.tar.gz"))
+
+
+def face_like(seed: int, size: int = 40) -> Image.Image:
+    """A distinct random RGB image (distinct seeds give distinct byte and perceptual hashes)."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    return Image.fromarray(pixels).resize((size, size), Image.Resampling.NEAREST)
+
+
+def save(image: Image.Image, path: Path, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **kwargs)
+    return path
+
+
+@pytest.fixture
+def make_image(tmp_path):
+    """Factory: make_image("a/b.jpg", seed) writes a distinct JPEG and returns its path."""
+
+    def factory(relative: str, seed: int, size: int = 40, fmt: str = "JPEG") -> Path:
+        return save(face_like(seed, size), tmp_path / relative, format=fmt, quality=95)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def utkface_archive() -> Path:
+    if not UTKFACE_ARCHIVE.is_file():
+        pytest.skip(f"real UTKFace archive not found at {UTKFACE_ARCHIVE} (set UTKFACE_PATH)")
+    return UTKFACE_ARCHIVE
