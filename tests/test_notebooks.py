@@ -1,0 +1,67 @@
+"""Every numbered notebook runs through papermill with the smoke profile on the real UTKFace archive."""
+
+import json
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbhelpers.run_notebooks import main, numbered_notebooks, run_all
+from tests.conftest import ROOT
+
+NOTEBOOKS = ROOT / "notebooks"
+
+
+@pytest.fixture(scope="module")
+def smoke_run(utkface_archive, tmp_path_factory):
+    base = tmp_path_factory.mktemp("smoke")
+    code = main(["--profile", "smoke", "--data", str(utkface_archive), "--data-dir", str(base / "data"),
+                 "--reports", str(base / "reports"), "--notebooks", str(NOTEBOOKS)])
+    return code, base
+
+
+def test_all_notebooks_succeed(smoke_run):
+    code, base = smoke_run
+    index = (base / "reports" / "index.html").read_text()
+    for notebook in numbered_notebooks(NOTEBOOKS):
+        assert (base / "reports" / f"{notebook.stem}.html").stat().st_size > 10_000
+        assert f'href="{notebook.stem}.html"' in index
+    assert index.count(">ok<") == len(numbered_notebooks(NOTEBOOKS)) and code == 0
+
+
+def test_download_notebook_outputs(smoke_run):
+    _, base = smoke_run
+    manifest = pd.read_csv(base / "data" / "manifests" / "utkface.csv")
+    summary = json.loads((base / "reports" / "summary.json").read_text())["01_download"]
+    assert summary["profile"] == "smoke" and summary["scanned"] == 800 and summary["kept"] == len(manifest)
+    assert set(manifest["split"]) == {"train", "val", "test"} and manifest["sha256"].is_unique
+    executed = nbformat.read(base / "reports" / "01_download.ipynb", as_version=4)
+    images = sum("image/png" in output.get("data", {}) for cell in executed.cells for output in cell.get("outputs", []))
+    assert images >= 3  # sample grid, class balance, group balance
+
+
+def test_augment_notebook_outputs(smoke_run):
+    _, base = smoke_run
+    summary = json.loads((base / "reports" / "summary.json").read_text())["02_augment"]
+    cache = np.load(base / "data" / "cache" / f"utkface_{summary['image_size']}.npy", mmap_mode="r")
+    manifest = pd.read_csv(base / "data" / "manifests" / "utkface.csv")
+    assert cache.shape == (len(manifest), 32, 32, 3) and cache.std() > 10
+    assert all(0.2 < value < 0.8 for value in summary["train_mean"])
+    assert (base / "data" / "cache" / f"utkface_{summary['finetune_size']}.npy").is_file()
+
+
+def test_failed_notebook_is_reported_and_the_run_goes_on(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for name, source in (("01_broken", "raise RuntimeError('boom in the data step')"), ("02_fine", "x = 1 + 1")):
+        notebook = nbformat.v4.new_notebook(cells=[
+            nbformat.v4.new_code_cell("PROFILE: str = 'default'  # profile", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(source)])
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(notebook, notebooks / f"{name}.ipynb")
+    runs = run_all(notebooks, tmp_path / "reports", "smoke", {})
+    assert [run["status"] for run in runs] == ["failed", "ok"]
+    assert "boom in the data step" in runs[0]["error"]
+    assert (tmp_path / "reports" / "01_broken.html").is_file() and (tmp_path / "reports" / "02_fine.html").is_file()
+    assert "boom in the data step" in (tmp_path / "reports" / "index.html").read_text()
