@@ -52,7 +52,7 @@ def normalize(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float]) 
     """Subtract the per-channel mean and divide by the std."""
     mean_t = torch.as_tensor(mean, dtype=batch.dtype, device=batch.device).view(1, -1, 1, 1)
     std_t = torch.as_tensor(std, dtype=batch.dtype, device=batch.device).view(1, -1, 1, 1)
-    return (batch - mean_t) / std_t
+    return batch.sub(mean_t).div_(std_t)
 
 
 def random_flip(batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -63,16 +63,28 @@ def random_flip(batch: torch.Tensor, generator: torch.Generator | None = None) -
     return out
 
 
+def _reflect_index(length: int, padding: int, device: torch.device) -> torch.Tensor:
+    index = torch.arange(-padding, length + padding, device=device).abs()
+    return torch.where(index >= length, 2 * (length - 1) - index, index)
+
+
 def random_crop_flip(batch: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Reflect-pad by ``padding``, take a random crop of the original size per image, then flip."""
-    size_h, size_w = batch.shape[-2:]
-    padded = functional.pad(batch, (padding,) * 4, mode="reflect")
-    offsets = torch.randint(0, 2 * padding + 1, (batch.shape[0], 2), generator=generator).to(batch.device)
-    rows = (offsets[:, 0, None] + torch.arange(size_h, device=batch.device))[:, None, :, None]
-    cols = (offsets[:, 1, None] + torch.arange(size_w, device=batch.device))[:, None, None, :]
-    index = torch.arange(batch.shape[0], device=batch.device)[:, None, None, None]
-    channels = torch.arange(batch.shape[1], device=batch.device)[None, :, None, None]
-    return random_flip(padded[index, channels, rows, cols], generator)
+    """Reflect-pad by ``padding``, take a random crop of the original size per image, flip half of them.
+
+    Works on NCHW batches of any dtype (uint8 straight from the cache is fastest): padding, crop and
+    flip are a single gather per batch.
+    """
+    count, _, height, width = batch.shape
+    device = batch.device
+    offsets = torch.randint(0, 2 * padding + 1, (count, 2), generator=generator).to(device)
+    flip = (torch.rand(count, generator=generator) < 0.5).to(device)
+    columns = torch.arange(width, device=device).expand(count, width)
+    columns = torch.where(flip[:, None], columns.flip(-1), columns)
+    rows = _reflect_index(height, padding, device)[offsets[:, 0, None] + torch.arange(height, device=device)]
+    columns = _reflect_index(width, padding, device)[offsets[:, 1, None] + columns]
+    images = torch.arange(count, device=device)[:, None, None]
+    channels_last = batch.permute(0, 2, 3, 1)
+    return channels_last[images, rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2)
 
 
 def resize(batch: torch.Tensor, size: int) -> torch.Tensor:
@@ -99,11 +111,14 @@ def build_pipeline(name: str, train: bool, mean: Sequence[float] | None = None, 
         raise ValueError("pad_crop_flip needs the training split's mean and std (see channel_stats)")
 
     def transform(batch: torch.Tensor) -> torch.Tensor:
-        images = to_float(batch)
+        images = batch.permute(0, 3, 1, 2)  # a view: uint8 NCHW
+        if train and name != "finetune":
+            images = random_crop_flip(images, 4, generator)
+        images = images.contiguous().float().div_(255.0)
         if input_size is not None:
             images = resize(images, input_size)
-        if train:
-            images = random_flip(images, generator) if name == "finetune" else random_crop_flip(images, 4, generator)
+        if train and name == "finetune":
+            images = random_flip(images, generator)
         if name == "bcos":
             return bcos_encode(images)
         return normalize(images, IMAGENET_MEAN, IMAGENET_STD) if name == "finetune" else normalize(images, mean, std)
