@@ -16,6 +16,12 @@ from typing import Any, Iterator
 __all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_write_bytes"]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success rename it onto ``target``.
@@ -30,6 +36,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        os.chmod(temporary_path, 0o666 & ~_current_umask())  # mkstemp makes 0600 files
         os.replace(temporary_path, target)
     finally:
         if temporary_path.exists():
