@@ -5,7 +5,6 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/data/UTKFace.tar.gz
 PROFILE ?= default
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-export MPLBACKEND := Agg
 
 .PHONY: install reports test bench clean-reports
 

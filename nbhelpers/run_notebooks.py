@@ -10,6 +10,7 @@ the run goes on with the next one; the exit code is 1 when any notebook failed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,8 @@ def run_all(notebooks_dir: str | Path, reports_dir: str | Path, profile: str, ov
     """Run the numbered notebooks (or those whose names start with an entry of ``only``)."""
     reports_dir = Path(reports_dir).resolve()
     reports_dir.mkdir(parents=True, exist_ok=True)
+    if "inline" not in os.environ.get("MPLBACKEND", "inline"):
+        os.environ.pop("MPLBACKEND")  # kernels inherit it; Agg would keep every figure out of the reports
     runs = []
     for notebook in numbered_notebooks(notebooks_dir):
         if only and not any(notebook.stem.startswith(prefix) for prefix in only):
