@@ -1,8 +1,8 @@
 """Batch loaders over the memory-mapped cache: whole batches are sliced from the array at once.
 
 Much faster than a per-image ``Dataset`` + collate on a 2-core CPU; the transform (see
-``nbhelpers.transforms``) runs on the whole batch. ``rank``/``world_size`` shard the rows the
-way ``DistributedSampler`` does, for multi-process training.
+``nbhelpers.transforms``) runs on the whole batch. ``rank``/``world_size`` shard the rows with
+torch's ``DistributedSampler``, for multi-process training.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from torch.utils.data.distributed import DistributedSampler
 
 from nbhelpers.cache import ImageCache
 from nbhelpers.manifest import GENDERS
@@ -42,13 +43,14 @@ class CachedBatchLoader:
         self.epoch = epoch
 
     def _order(self) -> np.ndarray:
-        rows = self.rows
-        if self.shuffle:
-            rows = np.random.default_rng([self.seed, self.epoch]).permutation(rows)
         if self.world_size > 1:
-            padded = int(np.ceil(len(rows) / self.world_size)) * self.world_size
-            rows = np.resize(rows, padded)[self.rank::self.world_size]
-        return rows
+            sampler = DistributedSampler(self.rows, num_replicas=self.world_size, rank=self.rank,  # type: ignore[arg-type]
+                                         shuffle=self.shuffle, seed=self.seed)
+            sampler.set_epoch(self.epoch)
+            return self.rows[list(sampler)]
+        if self.shuffle:
+            return np.random.default_rng([self.seed, self.epoch]).permutation(self.rows)
+        return self.rows
 
     def __len__(self) -> int:
         count = int(np.ceil(len(self.rows) / self.world_size))

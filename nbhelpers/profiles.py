@@ -1,26 +1,78 @@
 """Named run profiles: ``smoke`` (tests, minutes), ``default`` (``make reports`` on a 2-core CPU)
-and ``full`` (a GPU). A profile maps each notebook to the parameters it overrides; anything it
-does not name keeps the value written in the notebook's ``parameters`` cell (the default profile).
+and ``full`` (a GPU).
+
+``PROFILES`` maps each notebook to the parameters a profile overrides; anything it does not name
+keeps the value written in the notebook's ``parameters`` cell. Training settings live in
+``TRAINING`` (profile -> model -> ``TrainConfig`` fields), shared by the notebooks and the
+``python -m nbhelpers.train`` command line; a notebook's training parameters are derived from it
+(``EPOCHS``, ``IMAGE_SIZE``, ... and, for a second model in the same notebook, ``BASELINE_EPOCHS``
+and so on), and the default values in the notebooks are checked against it by the tests.
 """
 
 from __future__ import annotations
 
-__all__ = ["PROFILES", "profile_parameters"]
+__all__ = ["PROFILES", "TRAINING", "NOTEBOOK_MODELS", "profile_parameters", "training_profile"]
+
+_SMOKE = {"epochs": 1, "image_size": 32, "train_limit": 384, "batch_size": 64}
+
+TRAINING: dict[str, dict[str, dict[str, object]]] = {
+    "smoke": {
+        "simple_cnn": {**_SMOKE, "max_lr": 0.003},
+        "resnet9": {**_SMOKE, "width": 8, "max_lr": 0.01},
+        "resnet18": {**_SMOKE, "max_lr": 0.003, "patience": 2, "pretrained": "imagenet"},
+        "efficientnet_lite0": {**_SMOKE, "max_lr": 0.001, "patience": 2, "pretrained": "imagenet"},
+    },
+    "default": {
+        "simple_cnn": {"epochs": 3, "image_size": 64, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},
+        "resnet9": {"epochs": 4, "image_size": 48, "width": 32, "max_lr": 0.01, "train_limit": 0, "batch_size": 128},
+        "resnet18": {"epochs": 4, "image_size": 64, "max_lr": 0.003, "patience": 2, "pretrained": "imagenet",
+                     "train_limit": 0, "batch_size": 128},
+        "efficientnet_lite0": {"epochs": 3, "image_size": 96, "max_lr": 0.001, "patience": 2, "pretrained": "imagenet",
+                               "train_limit": 0, "batch_size": 64},
+    },
+    "full": {
+        "simple_cnn": {"epochs": 15, "image_size": 64, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},
+        "resnet9": {"epochs": 20, "image_size": 64, "width": 64, "max_lr": 0.01, "train_limit": 0, "batch_size": 128},
+        "resnet18": {"epochs": 30, "image_size": 224, "max_lr": 0.001, "patience": 5, "pretrained": "imagenet",
+                     "train_limit": 0, "batch_size": 128},
+        "efficientnet_lite0": {"epochs": 15, "image_size": 224, "max_lr": 0.0005, "patience": 4, "pretrained": "imagenet",
+                               "train_limit": 0, "batch_size": 128},
+    },
+}
+
+# notebook -> {parameter prefix: model name}
+NOTEBOOK_MODELS: dict[str, dict[str, str]] = {
+    "03_resnet9_scratch": {"": "resnet9", "BASELINE_": "simple_cnn"},
+    "04_resnet18_finetune": {"": "resnet18", "TRANSFER_": "efficientnet_lite0"},
+}
 
 PROFILES: dict[str, dict[str, dict[str, object]]] = {
     "smoke": {
         "01_download": {"LIMIT": 800, "GRID_SIZE": 8},
-        "02_augment": {"IMAGE_SIZE": 32, "GRID_SIZE": 4},
+        "02_augment": {"IMAGE_SIZE": 32, "FINETUNE_SIZE": 48, "GRID_SIZE": 4},
     },
     "default": {},
     "full": {
-        "02_augment": {"IMAGE_SIZE": 128},
+        "02_augment": {"IMAGE_SIZE": 64, "FINETUNE_SIZE": 224},
     },
 }
+
+
+def training_profile(model: str, profile: str) -> dict[str, object]:
+    """The ``TrainConfig`` fields that ``profile`` sets for ``model``."""
+    if profile not in TRAINING:
+        raise KeyError(f"unknown profile {profile!r}; choose one of {sorted(TRAINING)}")
+    if model not in TRAINING[profile]:
+        raise KeyError(f"profile {profile!r} has no settings for model {model!r}; choose one of {sorted(TRAINING[profile])}")
+    return dict(TRAINING[profile][model])
 
 
 def profile_parameters(notebook: str, profile: str) -> dict[str, object]:
     """The parameters that ``profile`` sets for ``notebook`` (its stem, e.g. ``"01_download"``)."""
     if profile not in PROFILES:
         raise KeyError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    return {"PROFILE": profile, **PROFILES[profile].get(notebook, {})}
+    parameters: dict[str, object] = {"PROFILE": profile}
+    for prefix, model in NOTEBOOK_MODELS.get(notebook, {}).items():
+        parameters[f"{prefix}MODEL"] = model
+        parameters.update({f"{prefix}{key.upper()}": value for key, value in training_profile(model, profile).items()})
+    return {**parameters, **PROFILES[profile].get(notebook, {})}
