@@ -1,0 +1,92 @@
+import pytest
+import torch
+import torch.nn as nn
+import torchvision
+
+from nbhelpers.datasets import download
+from nbhelpers.models import create_model, list_models, register_model
+from nbhelpers.models import factories
+from nbhelpers.models.resnet import BasicBlock, ResNet
+
+DEVICE = torch.device(__import__("os").environ.get("NBHELPERS_DEVICE", "cpu"))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_classifies_a_tiny_batch(name):
+    model = create_model(name).to(DEVICE)
+    logits = model(torch.randn(2, 3, 32, 32, device=DEVICE))
+    assert logits.shape == (2, 2) and torch.isfinite(logits).all()
+    loss = model.training_step((torch.randn(2, 3, 32, 32, device=DEVICE), torch.tensor([0, 1], device=DEVICE)))
+    loss.backward()
+    assert model.model_name == name and model.model_kwargs["num_classes"] == 2
+
+
+def test_resnet18_matches_torchvision_layout_and_output():
+    ours, reference = create_model("resnet18"), torchvision.models.resnet18(num_classes=2)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
+    ours.load_state_dict(reference.state_dict())
+    images = torch.randn(2, 3, 64, 64)
+    assert torch.allclose(ours.eval()(images), reference.eval()(images), atol=1e-5)
+
+
+def test_layers_are_injected_not_copied():
+    built = []
+
+    class RecordingConv(nn.Conv2d):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    model = ResNet(BasicBlock, [1, 1, 1, 1], conv_layer=RecordingConv, norm_layer=lambda c: nn.GroupNorm(1, c))
+    assert len(built) == sum(isinstance(m, nn.Conv2d) for m in model.modules()) == 1 + 4 * 2 + 3
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 2)
+
+
+def test_small_input_drops_the_first_maxpool():
+    model = create_model("resnet18", small_input=True)
+    assert isinstance(model.maxpool, nn.Identity) and model.conv1.kernel_size == (3, 3)
+
+
+def test_unknown_model():
+    with pytest.raises(KeyError, match="unknown model 'vgg'"):
+        create_model("vgg")
+
+
+def test_register_model():
+    register_model("tiny_test_model", lambda num_classes: create_model("simple_cnn", num_classes=num_classes))
+    try:
+        assert create_model("tiny_test_model").model_name == "tiny_test_model"
+    finally:
+        from nbhelpers.models import MODELS
+
+        MODELS.pop("tiny_test_model")
+
+
+def test_pretrained_offline_warns_and_trains_from_scratch(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(factories, "is_reachable", lambda host, port=443, timeout=3.0: False)
+    with pytest.warns(UserWarning, match="no ImageNet weights for resnet18 offline: put resnet18-.*pth"):
+        model = create_model("resnet18", pretrained=True)
+    assert model.pretrained_source is None
+
+
+def test_pretrained_from_torch_cache_or_local_file(monkeypatch, tmp_path):
+    reference = torchvision.models.resnet18()
+    url, cached = factories.torchvision_weights_file("resnet18")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(reference.state_dict(), tmp_path / "checkpoints" / cached.name)
+    from_cache = create_model("resnet18", pretrained=True)
+    assert "torchvision resnet18 ImageNet" in from_cache.pretrained_source
+    assert torch.equal(from_cache.conv1.weight, reference.conv1.weight)
+    assert from_cache.fc.weight.shape == (2, 512)
+    local = create_model("resnet18", pretrained=str(tmp_path / "checkpoints" / cached.name))
+    assert torch.equal(local.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+
+
+def test_corrupt_weights_file_names_the_file(tmp_path):
+    bad = tmp_path / "weights.pth"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="weights.pth: not a readable weights file"):
+        create_model("resnet18", pretrained=str(bad))
