@@ -1,0 +1,52 @@
+"""The dlib-models peer: the package's preprocessing, probabilities, and real accuracy on UTKFace faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nbhelpers.datasets import build_manifest
+from nbhelpers.cache import build_cache
+from nbhelpers.loaders import labels_of
+from nbhelpers.peer import PeerGenderClassifier, compare_with_peer, peer_model_files
+
+
+@pytest.fixture(scope="module")
+def peer() -> PeerGenderClassifier:
+    return PeerGenderClassifier()
+
+
+def test_model_files_and_labels():
+    path, spec = peer_model_files()
+    assert path.is_file() and path.suffix == ".onnx"
+    assert [label.lower() for label in spec["labels"]] == ["female", "male"]
+
+
+def test_prepare_follows_the_manifest(peer):
+    images = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    images[1] = 200
+    prepared = peer.prepare(images)
+    assert prepared.shape == (2, 3, 32, 32) and prepared.dtype == np.float32
+    np.testing.assert_allclose(prepared[1, :, 0, 0], (200 - peer.means) / 256, rtol=1e-6)
+    assert peer.prepare(np.zeros((1, 64, 64, 3), dtype=np.uint8)).shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="uint8"):
+        peer.prepare(np.zeros((1, 32, 32, 3), dtype=np.float32))
+
+
+def test_probabilities_sum_to_one(peer):
+    images = np.random.default_rng(0).integers(0, 256, (5, 48, 48, 3), dtype=np.uint8)
+    probabilities = peer.predict_proba(images)
+    assert probabilities.shape == (5, 2)
+    np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-4)
+    assert peer.predict_proba(images[:0]).shape == (0, 2)
+
+
+def test_peer_recognises_real_faces(peer, utkface_archive, tmp_path):
+    frame, _, _ = build_manifest("utkface", utkface_archive, data_dir=tmp_path, limit=300)
+    cache = build_cache(frame, "utkface", 64, tmp_path / "cache")
+    rows = np.arange(len(frame))
+    labels = labels_of(cache, rows)
+    probabilities = peer.predict_proba(np.asarray(cache.images[rows]))
+    table, paired = compare_with_peer(labels, probabilities, np.eye(2)[1 - labels])
+    assert table.loc["ours", "accuracy"] > 0.85, "wrong channel order or normalisation would fall near chance"
+    assert table.loc["dlib peer", "accuracy"] == 0.0 and paired["only ours right"] == int(table.loc["ours", "accuracy"] * len(rows) + 0.5)
