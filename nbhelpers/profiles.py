@@ -21,6 +21,7 @@ TRAINING: dict[str, dict[str, dict[str, object]]] = {
         "resnet9": {**_SMOKE, "width": 8, "max_lr": 0.01},
         "resnet18": {**_SMOKE, "max_lr": 0.003, "patience": 2, "pretrained": "imagenet"},
         "efficientnet_lite0": {**_SMOKE, "max_lr": 0.001, "patience": 2, "pretrained": "imagenet"},
+        "bcos_resnet18": {**_SMOKE, "width": 8, "max_lr": 0.003},
     },
     "default": {
         "simple_cnn": {"epochs": 2, "image_size": 64, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},
@@ -29,6 +30,7 @@ TRAINING: dict[str, dict[str, dict[str, object]]] = {
                      "train_limit": 0, "batch_size": 128},
         "efficientnet_lite0": {"epochs": 2, "image_size": 96, "max_lr": 0.001, "patience": 2, "pretrained": "imagenet",
                                "train_limit": 0, "batch_size": 64},
+        "bcos_resnet18": {"epochs": 3, "image_size": 64, "width": 64, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},
     },
     "full": {
         "simple_cnn": {"epochs": 15, "image_size": 64, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},
@@ -37,6 +39,8 @@ TRAINING: dict[str, dict[str, dict[str, object]]] = {
                      "train_limit": 0, "batch_size": 128},
         "efficientnet_lite0": {"epochs": 15, "image_size": 224, "max_lr": 0.0005, "patience": 4, "pretrained": "imagenet",
                                "train_limit": 0, "batch_size": 128},
+        "bcos_resnet18": {"epochs": 30, "image_size": 224, "width": 64, "max_lr": 0.001, "train_limit": 0,
+                          "batch_size": 128},
     },
 }
 
@@ -44,6 +48,7 @@ TRAINING: dict[str, dict[str, dict[str, object]]] = {
 NOTEBOOK_MODELS: dict[str, dict[str, str]] = {
     "03_resnet9_scratch": {"": "resnet9", "BASELINE_": "simple_cnn"},
     "04_resnet18_finetune": {"": "resnet18", "TRANSFER_": "efficientnet_lite0"},
+    "05_bcos_training": {"": "bcos_resnet18"},
 }
 
 PROFILES: dict[str, dict[str, dict[str, object]]] = {

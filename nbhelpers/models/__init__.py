@@ -1,6 +1,7 @@
 """Models looked up by name: ``create_model("resnet18", num_classes=2, pretrained=True)``.
 
-Registered: ``simple_cnn``, ``resnet9``, ``resnet18``, ``resnet50`` and ``efficientnet_lite0``.
+Registered: ``simple_cnn``, ``resnet9``, ``resnet18``, ``resnet50``, ``efficientnet_lite0`` and
+``bcos_resnet18`` (B-cos, 6-channel encoded input).
 ``create_model`` records the name and keyword arguments on the model (``model.model_name``,
 ``model.model_kwargs``) so that a checkpoint can rebuild it.
 """
@@ -20,6 +21,7 @@ MODELS: dict[str, str] = {
     "resnet18": "nbhelpers.models.factories:resnet18",
     "resnet50": "nbhelpers.models.factories:resnet50",
     "efficientnet_lite0": "nbhelpers.models.efficientnet_lite:efficientnet_lite0",
+    "bcos_resnet18": "nbhelpers.models.bcos_resnet:bcos_resnet18",
 }
 
 
