@@ -1,0 +1,125 @@
+"""Every registered model x every explainer on tiny inputs: shapes, targets, released hooks, B-cos refusal."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from pytorch_grad_cam import GradCAMPlusPlus
+
+from nbhelpers.explainers import (EXPLAINERS, create_explainer, explainer_supports, is_bcos_model, list_explainers,
+                                  random_maps, target_layer)
+from nbhelpers.models import create_model, list_models
+
+DEVICE = torch.device(os.environ.get("NBHELPERS_DEVICE", "cpu"))
+SIZE = 40
+NARROW = {"simple_cnn", "resnet9", "resnet18", "resnet50", "bcos_resnet18"}  # models with a ``width`` argument
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and oversubscribed cores make each op far slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(name: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return create_model(name, **({"width": 8} if name in NARROW else {})).to(DEVICE).eval()
+
+
+def model_inputs(model: torch.nn.Module, count: int = 2, size: int = SIZE, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(count, 3, size, size, generator=generator)
+    return (torch.cat([images, 1 - images], 1) if is_bcos_model(model) else (images - 0.45) / 0.25).to(DEVICE)
+
+
+def hook_count(model: torch.nn.Module) -> int:
+    return sum(len(module._forward_hooks) + len(module._forward_pre_hooks) + len(module._backward_hooks)
+               for module in model.modules())
+
+
+@pytest.mark.parametrize("method", list_explainers())
+@pytest.mark.parametrize("model_name", list_models())
+def test_every_model_with_every_explainer(model_name, method):
+    model = tiny_model(model_name)
+    images = model_inputs(model)
+    if not explainer_supports(method, model):
+        assert method == "bcos" and not is_bcos_model(model)
+        with pytest.raises(ValueError, match="needs a B-cos model"):
+            create_explainer(method, model)
+        assert hook_count(model) == 0
+        return
+    with create_explainer(method, model) as explainer:
+        chosen = explainer(images, targets=torch.tensor([0, 1]))
+        constant = explainer(images, targets=1)
+        predicted = explainer(images)
+        mosaic = explainer(images.repeat(1, 1, 2, 2), targets=0)  # the pointing game feeds 2x inputs
+    assert hook_count(model) == 0
+    assert chosen.maps.shape == (2, SIZE, SIZE) and chosen.maps.dtype == torch.float32
+    assert mosaic.maps.shape == (2, 2 * SIZE, 2 * SIZE)
+    for attribution in (chosen, constant, predicted, mosaic):
+        assert torch.isfinite(attribution.maps).all() and attribution.method == method
+        assert attribution.probabilities.shape == (2, 2)
+        assert torch.allclose(attribution.probabilities.sum(1), torch.ones(2, device=attribution.probabilities.device))
+    if method != "bcos":
+        assert (chosen.maps >= 0).all()
+    assert chosen.targets.tolist() == [0, 1] and constant.targets.tolist() == [1, 1]
+    assert torch.equal(predicted.targets, predicted.predicted)
+    with pytest.raises(RuntimeError, match="released"):
+        explainer(images)
+
+
+def test_release_removes_hooks_and_exceptions_propagate():
+    model = tiny_model("resnet18")
+    explainer = create_explainer("gradcam", model)
+    assert hook_count(model) > 0  # grad-cam's activation and gradient hooks on the target layer
+    explainer.release()
+    explainer.release()
+    assert hook_count(model) == 0
+    with pytest.raises(IndexError, match="boom"):  # grad-cam's own context manager would swallow this one
+        with create_explainer("xgradcam", model):
+            raise IndexError("boom")
+    assert hook_count(model) == 0
+
+
+def test_cam_matches_grad_cam_package():
+    """Our gradient-to-layer path gives grad-cam's map up to its per-image min-max rescaling."""
+    model = tiny_model("resnet18", seed=3)
+    images = model_inputs(model, count=3, size=96)  # layer4 is 3 x 3 (1 x 1 at 32 px: a constant map)
+    with create_explainer("gradcam++", model) as explainer:
+        ours = explainer(images, targets=1).maps.cpu().numpy()
+    package = GradCAMPlusPlus(model, [target_layer(model)])
+    try:
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        theirs = package(images, [ClassifierOutputTarget(1)] * 3)
+    finally:
+        package.activations_and_grads.release()
+    low, high = ours.min(axis=(1, 2), keepdims=True), ours.max(axis=(1, 2), keepdims=True)
+    assert (high > low).all()
+    np.testing.assert_allclose((ours - low) / (high - low), theirs, atol=2e-3)
+
+
+def test_registry_and_target_layers():
+    assert {"gradcam", "gradcam++", "xgradcam", "bcos", "random"} <= set(EXPLAINERS)
+    with pytest.raises(KeyError, match="unknown explainer"):
+        create_explainer("lime", tiny_model("simple_cnn"))
+    for name, layer in [("bcos_resnet18", "layer4.1"), ("resnet50", "layer4.2"), ("resnet9", "res2"),
+                        ("simple_cnn", "features.7"), ("efficientnet_lite0", "_bn1")]:
+        model = tiny_model(name)
+        assert target_layer(model) is dict(model.named_modules())[layer]
+    with pytest.raises(ValueError, match="no default CAM target layer"):
+        target_layer(torch.nn.Linear(2, 2))
+
+
+def test_random_maps_are_seeded():
+    assert torch.equal(random_maps(2, 8, 8, seed=5), random_maps(2, 8, 8, seed=5))
+    assert random_maps(3, 10, 12, cells=4).shape == (3, 10, 12)
+    model = tiny_model("simple_cnn")
+    with create_explainer("random", model, seed=1, cells=3) as first, create_explainer("random", model, seed=1) as second:
+        images = model_inputs(model)
+        coarse, fine = first(images), second(images)
+    assert coarse.maps.shape == fine.maps.shape and not torch.equal(coarse.maps, fine.maps)
