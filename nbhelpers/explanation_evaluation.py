@@ -77,7 +77,12 @@ def _prepare(spec: ModelSpec, images: torch.Tensor, labels: np.ndarray, batch_si
         with torch.no_grad():
             predicted = torch.cat([model(inputs[start:start + batch_size]).argmax(1).cpu()
                                    for start in range(0, len(inputs), batch_size)])
-        mosaics = make_mosaics(inputs, labels, mosaic_count, seed, predicted)
+        correct = [int(((predicted.numpy() == labels) & (labels == label)).sum()) for label in (0, 1)]
+        if min(correct) < 2:
+            warnings.warn(f"{spec[0]}: pointing game skipped, only {correct} correctly classified faces per class "
+                          "(need 2 of each)", stacklevel=3)
+        else:
+            mosaics = make_mosaics(inputs, labels, mosaic_count, seed, predicted)
     return inputs, randomised, mosaics
 
 

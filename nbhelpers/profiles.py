@@ -55,10 +55,12 @@ PROFILES: dict[str, dict[str, dict[str, object]]] = {
     "smoke": {
         "01_download": {"LIMIT": 800, "GRID_SIZE": 8},
         "02_augment": {"IMAGE_SIZE": 32, "FINETUNE_SIZE": 48, "GRID_SIZE": 4},
+        "06_gradcam_analysis": {"FACES": 24, "MOSAICS": 6, "ROAD_FACES": 8, "STEPS": 4, "GALLERY_SIZE": 3},
     },
     "default": {},
     "full": {
         "02_augment": {"IMAGE_SIZE": 64, "FINETUNE_SIZE": 224},
+        "06_gradcam_analysis": {"FACES": 500, "ROAD_FACES": 500, "MODELS": "resnet18,bcos_resnet18,efficientnet_lite0"},
     },
 }
 

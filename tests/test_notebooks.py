@@ -1,6 +1,7 @@
 """Every numbered notebook runs through papermill with the smoke profile on the real UTKFace archive."""
 
 import json
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -49,6 +50,29 @@ def test_augment_notebook_outputs(smoke_run):
     assert cache.shape == (len(manifest), 32, 32, 3) and cache.std() > 10
     assert all(0.2 < value < 0.8 for value in summary["train_mean"])
     assert (base / "data" / "cache" / f"utkface_{summary['finetune_size']}.npy").is_file()
+
+
+def test_training_notebooks_record_runs(smoke_run):
+    _, base = smoke_run
+    summary = json.loads((base / "reports" / "summary.json").read_text())
+    runs = {**summary["03_resnet9_scratch"], **summary["04_resnet18_finetune"], **summary["05_bcos_training"]}
+    for name in ("simple_cnn", "resnet9", "resnet18", "efficientnet_lite0", "bcos_resnet18"):
+        assert 0 <= runs[name]["test_accuracy"] <= 1 and runs[name]["test_count"] > 0
+        assert Path(runs[name]["checkpoint"]).is_file()
+    assert summary["04_resnet18_finetune"]["dlib_peer"]["accuracy"] > 0.8  # the peer is a real, trained model
+    assert summary["05_bcos_training"]["completeness_max_gap"] < 1e-3  # contributions + bias == logit
+
+
+def test_explanation_notebook_outputs(smoke_run):
+    _, base = smoke_run
+    frame = pd.read_csv(base / "reports" / "explanations.csv")
+    assert set(frame["method"]) == {"gradcam", "gradcam++", "xgradcam", "bcos", "random"}
+    assert set(frame["model"]) == {"resnet18", "bcos_resnet18"}
+    assert set(frame.loc[frame["method"] == "bcos", "model"]) == {"bcos_resnet18"}
+    assert {"deletion_auc", "insertion_auc", "face_focus", "road_combined", "randomisation_spearman"} <= set(frame["metric"])
+    assert frame["value"].notna().mean() > 0.8
+    summary = json.loads((base / "reports" / "summary.json").read_text())["06_gradcam_analysis"]
+    assert "bcos_resnet18/bcos" in summary and "resnet18/gradcam" in summary
 
 
 def test_failed_notebook_is_reported_and_the_run_goes_on(tmp_path):

@@ -1,0 +1,63 @@
+"""Trained-run loading, face selection and the generated reading of the explanation metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nbhelpers.atomic import atomic_write_json
+from nbhelpers.checkpoint import save_checkpoint
+from nbhelpers.explanation_report import describe_findings, explain_methods, select_faces
+from nbhelpers.models import create_model
+from nbhelpers.trained_models import load_trained_models, summary_checkpoints
+
+
+def test_select_faces_orders_by_confidence():
+    probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.55, 0.45]])
+    labels = np.array([0, 0, 1, 1])
+    assert select_faces(probabilities, labels, "correct", 5).tolist() == [0, 2]
+    assert select_faces(probabilities, labels, "wrong", 5).tolist() == [1, 3]
+    assert select_faces(probabilities, labels, "confident", 2).tolist() == [0, 2]
+    assert select_faces(probabilities, labels, "unsure", 1).tolist() == [3]
+    with pytest.raises(ValueError, match="kind"):
+        select_faces(probabilities, labels, "best", 1)
+
+
+def summary_frame(bcos_score: float) -> pd.DataFrame:
+    rows = []
+    for method, pointing, focus in (("gradcam", 0.60, 0.5), ("xgradcam", 0.65, 0.4), ("bcos", bcos_score, 0.7),
+                                    ("random", 0.5, 0.43)):
+        rows += [("bcos_resnet18", method, "pointing_game", pointing), ("bcos_resnet18", method, "face_focus", focus)]
+    frame = pd.DataFrame(rows, columns=["model", "method", "metric", "mean"])
+    return frame.assign(std=0.1, count=10, sem=0.03)
+
+
+@pytest.mark.parametrize("bcos_score, verdict", [(0.8, "higher than"), (0.55, "not higher than")])
+def test_reading_follows_the_numbers(bcos_score, verdict):
+    text = describe_findings(summary_frame(bcos_score))
+    assert f"{verdict} the best Grad-CAM-family method (0.650)" in text
+    assert ("best localisation by **bcos**" in text) == (bcos_score > 0.65)
+    assert "random 0.500" in text and "(highest: bcos)" in text
+
+
+def write_run(tmp_path, name: str, **kwargs) -> None:
+    model = create_model(name, **kwargs)
+    metadata = {"model": name, "model_kwargs": model.model_kwargs, "classes": ["female", "male"], "input_size": 32,
+                "pipeline": "bcos" if name.startswith("bcos") else "finetune", "mean": [0.5] * 3, "std": [0.25] * 3}
+    path = save_checkpoint(tmp_path / f"{name}.pt", {"model_state": model.state_dict(), "metadata": metadata})
+    atomic_write_json(tmp_path / "summary.json", {"05": {name: {"checkpoint": str(path), "test_accuracy": 0.5}}})
+
+
+def test_trained_models_load_from_the_summary(tmp_path):
+    write_run(tmp_path, "bcos_resnet18", width=8)
+    assert list(summary_checkpoints(tmp_path)) == ["bcos_resnet18"]
+    (run,) = load_trained_models(tmp_path, ["bcos_resnet18"], device="cpu")
+    faces = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
+    inputs = run.preprocess(faces)
+    assert inputs.shape == (3, 6, 32, 32) and torch.allclose(inputs[:, :3] + inputs[:, 3:], torch.ones(()))
+    attributions = explain_methods(run, faces, ["gradcam", "bcos"])
+    assert set(attributions) == {"gradcam", "bcos"} and attributions["bcos"].maps.shape == (3, 32, 32)
+    with pytest.raises(FileNotFoundError, match="summary.json.*'resnet18'"):
+        load_trained_models(tmp_path, ["resnet18"])
