@@ -75,6 +75,17 @@ def test_explanation_notebook_outputs(smoke_run):
     assert "bcos_resnet18/bcos" in summary and "resnet18/gradcam" in summary
 
 
+def test_bias_notebook_outputs(smoke_run):
+    _, base = smoke_run
+    table = pd.read_csv(base / "reports" / "bias.csv")
+    assert set(table["model"]) == {"efficientnet_lite0", "resnet18", "bcos_resnet18"}
+    assert {"race", "age_band", "gender x race"} <= set(table["grouping"])
+    measured = table[table["count"] > 0]
+    assert len(measured) and (measured["accuracy_low"] <= measured["accuracy"] + 1e-9).all()
+    summary = json.loads((base / "reports" / "summary.json").read_text())["07_bias_study"]
+    assert "efficientnet_lite0/race" in summary
+
+
 def test_failed_notebook_is_reported_and_the_run_goes_on(tmp_path):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()

@@ -1,0 +1,161 @@
+"""Predict the gender of the faces in arbitrary photos with a trained checkpoint; also a command line.
+
+    python -m nbhelpers.predict --checkpoint reports/checkpoints/resnet18_best.pt photo.jpg photos/
+
+prints one JSON line per input to stdout (progress bar and warnings on stderr)::
+
+    {"path": "photo.jpg", "face_detected": true, "faces": [{"box": [l, t, r, b], "label": "female",
+     "probabilities": {"female": 0.91, "male": 0.09}, "detector": "dlib"}]}
+    {"path": "broken.jpg", "error": "broken.jpg: truncated or corrupt image data (...)"}
+
+Images are decoded by ``load_rgb`` (EXIF orientation applied, so boxes are in the upright image's
+pixels), faces found and aligned by ``FaceDetector`` (a centre crop with a warning when none is
+found), and preprocessed exactly like the checkpoint's evaluation data (``TrainedModel.preprocess``).
+Faces are batched across images. Exit code 0 when every input was read, 1 when any could not be, 2
+for an unusable checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from nbhelpers.checkpoint import CheckpointError, model_from_checkpoint
+from nbhelpers.device import get_default_device
+from nbhelpers.explainers import create_explainer, model_probabilities
+from nbhelpers.faces import FaceDetector, centre_crop
+from nbhelpers.images import ImageLoadError, load_rgb
+from nbhelpers.loaders import CLASSES
+from nbhelpers.trained_models import TrainedModel
+
+__all__ = ["Predictor", "IMAGE_SUFFIXES", "MIN_IMAGE_SIDE", "expand_inputs", "record_to_json", "main"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MIN_IMAGE_SIDE = 16  # smaller images carry no usable face and give an error record
+
+
+def expand_inputs(arguments: Iterable[str | Path]) -> list[Path]:
+    """Paths as given, with each directory replaced by its image files (sorted, not recursive)."""
+    paths: list[Path] = []
+    for argument in map(Path, arguments):
+        if argument.is_dir():
+            paths.extend(sorted(p for p in argument.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            paths.append(argument)
+    return paths
+
+
+class Predictor:
+    """A checkpoint ready to classify faces in photos (``detect=False`` skips detection: centre crops)."""
+
+    def __init__(self, checkpoint_path: str | Path, device: str | torch.device | None = None,
+                 detect: bool = True, detector: FaceDetector | None = None) -> None:
+        device = get_default_device(str(device) if device else None)
+        model, metadata = model_from_checkpoint(checkpoint_path, map_location=device)
+        missing = [key for key in ("pipeline", "input_size", "mean", "std") if key not in metadata]
+        if missing:
+            raise CheckpointError(f"{checkpoint_path}: metadata lacks {missing}, needed to preprocess photos")
+        self.trained = TrainedModel(str(metadata["model"]), model.to(device).eval(), metadata, Path(checkpoint_path))
+        self.classes = list(metadata.get("classes", CLASSES))
+        self.detector = (detector or FaceDetector()) if detect else None
+        self.chip_size = self.detector.chip_size if self.detector else FaceDetector().chip_size
+
+    def _faces(self, path: Path) -> dict[str, Any]:
+        """Decode one file and find its faces; a record with ``error`` when it cannot be read."""
+        try:
+            image = load_rgb(path).image
+        except ImageLoadError as error:
+            return {"path": str(path), "error": str(error)}
+        if min(image.size) < MIN_IMAGE_SIDE:
+            return {"path": str(path), "error": f"{path}: image too small ({image.size[0]}x{image.size[1]}; "
+                                                f"at least {MIN_IMAGE_SIDE} px per side needed)"}
+        if self.detector is None:
+            faces, found = [centre_crop(image, self.chip_size)], False
+        else:
+            faces, found = self.detector.faces_or_centre(image)
+            if not found:
+                warnings.warn(f"{path}: no face found; predicting on the centre crop", stacklevel=3)
+        return {"path": str(path), "face_detected": found,
+                "faces": [{"box": list(map(int, face.box)), "detector": face.detector, "chip": face.chip} for face in faces]}
+
+    def classify(self, chips: np.ndarray, explain: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """uint8 faces (N, H, W, 3) -> probabilities (N, classes) and, with ``explain``, maps (N, h, w)."""
+        inputs = self.trained.preprocess(chips)
+        if explain:
+            with create_explainer(explain, self.trained.model) as explainer:
+                attribution = explainer(inputs)
+            return attribution.probabilities.cpu().numpy(), attribution.maps.cpu().numpy()
+        with torch.inference_mode():
+            probabilities = model_probabilities(self.trained.model, self.trained.model(inputs))
+        return probabilities.float().cpu().numpy(), None
+
+    def _finish(self, records: list[dict[str, Any]], explain: str | None) -> Iterator[dict[str, Any]]:
+        faces = [face for record in records for face in record.get("faces", [])]
+        if faces:
+            probabilities, maps = self.classify(np.stack([face.pop("chip") for face in faces]), explain)
+            for index, face in enumerate(faces):
+                face["label"] = self.classes[int(probabilities[index].argmax())]
+                face["probabilities"] = {name: float(p) for name, p in zip(self.classes, probabilities[index])}
+                if maps is not None:
+                    face["attribution"] = maps[index]
+        yield from records
+
+    def predict_paths(self, paths: Sequence[str | Path], batch_size: int = 64, explain: str | None = None,
+                      progress: bool = True) -> Iterator[dict[str, Any]]:
+        """One result per path, in order: ``{"path", "face_detected", "faces": [...]}`` or ``{"path", "error"}``.
+
+        Each face: ``box`` (left, top, right, bottom), ``label``, ``probabilities`` per class, ``detector``
+        and, when ``explain`` names an explainer (``"gradcam"``, ...), ``attribution``: a float32 map at
+        the model's input size. Faces of consecutive images are classified in batches of ``batch_size``.
+        """
+        pending: list[dict[str, Any]] = []
+        pending_faces = 0
+        for path in tqdm(list(paths), desc="predict", unit="image", disable=not progress, file=sys.stderr):
+            record = self._faces(Path(path))
+            pending.append(record)
+            pending_faces += len(record.get("faces", []))
+            if pending_faces >= batch_size:
+                yield from self._finish(pending, explain)
+                pending, pending_faces = [], 0
+        yield from self._finish(pending, explain)
+
+
+def record_to_json(record: dict[str, Any]) -> str:
+    """One JSON line for a result record (attribution maps, being arrays, are left out)."""
+    faces = [{key: value for key, value in face.items() if key != "attribution"} for face in record.get("faces", [])]
+    return json.dumps({**record, "faces": faces} if "faces" in record else record)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: one JSON line per input on stdout; returns the exit code (0, 1 or 2)."""
+    parser = argparse.ArgumentParser(prog="python -m nbhelpers.predict", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="checkpoint written by the training notebooks")
+    parser.add_argument("inputs", nargs="+", help="image files or directories of images")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument("--batch-size", type=int, default=64, help="faces per forward pass")
+    parser.add_argument("--no-detect", action="store_true", help="skip face detection; use centre crops")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    arguments = parser.parse_args(argv)
+    try:
+        predictor = Predictor(arguments.checkpoint, arguments.device, detect=not arguments.no_detect)
+    except CheckpointError as error:
+        print(f"error: cannot use checkpoint: {error}", file=sys.stderr)
+        return 2
+    all_read = True
+    for record in predictor.predict_paths(expand_inputs(arguments.inputs), arguments.batch_size,
+                                          progress=not arguments.no_progress):
+        all_read &= "error" not in record
+        print(record_to_json(record), flush=True)
+    return 0 if all_read else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
