@@ -97,10 +97,11 @@ class Predictor:
             probabilities = model_probabilities(self.trained.model, self.trained.model(inputs))
         return probabilities.float().cpu().numpy(), None
 
-    def _finish(self, records: list[dict[str, Any]], explain: str | None) -> Iterator[dict[str, Any]]:
+    def _finish(self, records: list[dict[str, Any]], explain: str | None, keep_chips: bool) -> Iterator[dict[str, Any]]:
         faces = [face for record in records for face in record.get("faces", [])]
         if faces:
-            probabilities, maps = self.classify(np.stack([face.pop("chip") for face in faces]), explain)
+            chips = np.stack([face["chip"] if keep_chips else face.pop("chip") for face in faces])
+            probabilities, maps = self.classify(chips, explain)
             for index, face in enumerate(faces):
                 face["label"] = self.classes[int(probabilities[index].argmax())]
                 face["probabilities"] = {name: float(p) for name, p in zip(self.classes, probabilities[index])}
@@ -109,12 +110,13 @@ class Predictor:
         yield from records
 
     def predict_paths(self, paths: Sequence[str | Path], batch_size: int = 64, explain: str | None = None,
-                      progress: bool = True) -> Iterator[dict[str, Any]]:
+                      progress: bool = True, keep_chips: bool = False) -> Iterator[dict[str, Any]]:
         """One result per path, in order: ``{"path", "face_detected", "faces": [...]}`` or ``{"path", "error"}``.
 
         Each face: ``box`` (left, top, right, bottom), ``label``, ``probabilities`` per class, ``detector``
         and, when ``explain`` names an explainer (``"gradcam"``, ...), ``attribution``: a float32 map at
-        the model's input size. Faces of consecutive images are classified in batches of ``batch_size``.
+        the model's input size; with ``keep_chips`` also ``chip``, the aligned uint8 face. Faces of
+        consecutive images are classified in batches of ``batch_size``.
         """
         pending: list[dict[str, Any]] = []
         pending_faces = 0
@@ -123,14 +125,15 @@ class Predictor:
             pending.append(record)
             pending_faces += len(record.get("faces", []))
             if pending_faces >= batch_size:
-                yield from self._finish(pending, explain)
+                yield from self._finish(pending, explain, keep_chips)
                 pending, pending_faces = [], 0
-        yield from self._finish(pending, explain)
+        yield from self._finish(pending, explain, keep_chips)
 
 
 def record_to_json(record: dict[str, Any]) -> str:
-    """One JSON line for a result record (attribution maps, being arrays, are left out)."""
-    faces = [{key: value for key, value in face.items() if key != "attribution"} for face in record.get("faces", [])]
+    """One JSON line for a result record (attribution maps and chips, being arrays, are left out)."""
+    faces = [{key: value for key, value in face.items() if key not in {"attribution", "chip"}}
+             for face in record.get("faces", [])]
     return json.dumps({**record, "faces": faces} if "faces" in record else record)
 
 

@@ -57,6 +57,7 @@ PROFILES: dict[str, dict[str, dict[str, object]]] = {
         "02_augment": {"IMAGE_SIZE": 32, "FINETUNE_SIZE": 48, "GRID_SIZE": 4},
         "06_gradcam_analysis": {"FACES": 24, "MOSAICS": 6, "ROAD_FACES": 8, "STEPS": 4, "GALLERY_SIZE": 3},
         "07_bias_study": {"BOOTSTRAP": 100, "MIN_COUNT": 5, "EXPLAIN_FACES": 16, "STEPS": 4, "GALLERY_SIZE": 3},
+        "08_predict": {"WIDE_FACES": 12, "EXAMPLES": 2},
     },
     "default": {},
     "full": {

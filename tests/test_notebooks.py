@@ -86,6 +86,16 @@ def test_bias_notebook_outputs(smoke_run):
     assert "efficientnet_lite0/race" in summary
 
 
+def test_predict_notebook_outputs(smoke_run):
+    _, base = smoke_run
+    summary = json.loads((base / "reports" / "summary.json").read_text())["08_predict"]
+    framings = {row["framing"] for row in summary["wide_photos"]}
+    assert framings == {"aligned crop", "wide photo"} and all(row["faces"] > 0 for row in summary["wide_photos"])
+    assert min(row["detected"] for row in summary["wide_photos"]) >= 0.5  # dlib finds most faces in wider photos
+    page = (base / "reports" / "08_predict.html").read_text()
+    assert "not_an_image.jpg" in page and "not an image file" in page and 'class="explanation"' in page
+
+
 def test_failed_notebook_is_reported_and_the_run_goes_on(tmp_path):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import subprocess
@@ -151,3 +152,23 @@ def test_corrupt_checkpoint_exits_two_naming_the_file(tmp_path, make_image):
     assert result.returncode == 2 and "bad.pt" in result.stderr and result.stdout == ""
     with pytest.raises(CheckpointError, match="bad.pt"):
         Predictor(tmp_path / "bad.pt", "cpu")
+
+
+def test_upload_app_shows_faces_explanations_and_readable_errors(checkpoint, utkface_face):
+    from nbhelpers.upload_app import UploadApp
+
+    app = UploadApp({"tiny": checkpoint}, ["gradcam"], device="cpu")
+    canvas = Image.new("RGB", (600, 400), (90, 120, 90))
+    canvas.paste(utkface_face, (200, 100))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="JPEG", quality=95)
+    page = app.show([("holiday photo.jpg", buffer.getvalue()), ("notes.jpg", b"just some text, not an image")])
+    assert page.count('class="face"') == 1 and page.count('class="explanation"') == 1
+    assert 'class="label">female<' in page or 'class="label">male<' in page
+    error = page[page.index('class="error"'):]
+    assert "notes.jpg: not an image file" in error and "<script" not in page
+    app.upload.value = ({"name": "again.jpg", "type": "image/jpeg", "size": len(buffer.getvalue()),
+                         "content": memoryview(buffer.getvalue()),
+                         "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+    assert app.results.value.count('class="face"') == 1 and "again.jpg" in app.results.value
+    assert app.status.value == "1 file(s) done"
