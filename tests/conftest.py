@@ -41,3 +41,15 @@ def utkface_archive() -> Path:
     if not UTKFACE_ARCHIVE.is_file():
         pytest.skip(f"real UTKFace archive not found at {UTKFACE_ARCHIVE} (set UTKFACE_PATH)")
     return UTKFACE_ARCHIVE
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run a module's tiny models on one thread: they gain nothing from threads, and oversubscribed cores
+    (another process on the same two cores) make each op many times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

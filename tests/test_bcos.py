@@ -22,13 +22,7 @@ from bcos.modules.norms import BatchNormUncentered2d as PackageBatchNorm
 DEVICE = torch.device(os.environ.get("NBHELPERS_DEVICE", "cpu"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and oversubscribed cores make each op ~30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny_model(seed: int = 0, **kwargs) -> torch.nn.Module:

@@ -16,13 +16,7 @@ SIZE = 40
 NARROW = {"simple_cnn", "resnet9", "resnet18", "resnet50", "bcos_resnet18"}  # models with a ``width`` argument
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and oversubscribed cores make each op far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny_model(name: str, seed: int = 0) -> torch.nn.Module:

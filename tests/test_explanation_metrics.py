@@ -21,12 +21,7 @@ from nbhelpers.sanity_checks import cascade_layers, randomisation_similarity, ra
 DEVICE = torch.device(os.environ.get("NBHELPERS_DEVICE", "cpu"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class LinearModel(nn.Module):
