@@ -6,7 +6,7 @@ DATA ?= ../shared/data/UTKFace.tar.gz
 PROFILE ?= default
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install reports test bench clean-reports
+.PHONY: install browser reports test bench clean-reports serve
 
 install: $(VENV)/.installed
 
@@ -18,8 +18,18 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 reports: install
 	$(PY) -m nbhelpers.run_notebooks --profile $(PROFILE) --data $(DATA) --reports reports --data-dir data
 
-test: install
+# Debian's Chromium and ChromeDriver for the browser test of the Voila page (skipped, with the reason, if absent)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; } || \
+	  echo "chromium not installed (needs root and Debian's apt): the browser test will be skipped"
+
+test: install browser
 	$(PY) -m pytest -q
+
+# notebook 08 as a web page on http://localhost:8866
+serve: install
+	$(VENV)/bin/voila notebooks/08_predict.ipynb --port=8866 --no-browser
 
 bench: install
 	$(PY) benchmarks/bench_loader.py --data $(DATA)

@@ -27,22 +27,40 @@ def labels_of(cache: ImageCache, rows: np.ndarray) -> np.ndarray:
 
 
 class CachedBatchLoader:
-    """Iterate (images, labels) batches of one split of an ``ImageCache``."""
+    """Iterate (images, labels) batches of one split of an ``ImageCache``.
+
+    With ``weights`` (one per row of the split, e.g. ``group_balanced_weights``), each epoch draws
+    ``len(rows)`` rows with replacement in proportion to them (group-balanced sampling) instead of a
+    permutation; under ``world_size`` > 1 every rank takes its share of the same draw.
+    """
 
     def __init__(self, cache: ImageCache, split: str, batch_size: int = 128, shuffle: bool = False,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0,
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1, limit: int | None = None) -> None:
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1, limit: int | None = None,
+                 weights: np.ndarray | None = None) -> None:
         rows = cache.split_indices(split)
         self.rows = rows[:limit] if limit else rows
         self.cache, self.batch_size, self.shuffle, self.transform = cache, batch_size, shuffle, transform
         self.seed, self.drop_last, self.rank, self.world_size = seed, drop_last, rank, world_size
         self.epoch = 0
+        self.weights = None if weights is None else self._probabilities(weights)
+
+    def _probabilities(self, weights: np.ndarray) -> np.ndarray:
+        weights = np.asarray(weights, dtype=np.float64)[:len(self.rows)]
+        if len(weights) != len(self.rows) or (weights < 0).any() or not weights.sum() > 0:
+            raise ValueError(f"weights must be {len(self.rows)} non-negative numbers (one per row of the split) "
+                             f"with a positive sum; got {len(weights)}")
+        return weights / weights.sum()
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle differently each epoch (same on every rank), like ``DistributedSampler``."""
         self.epoch = epoch
 
     def _order(self) -> np.ndarray:
+        if self.weights is not None:  # weighted sampling with replacement, one epoch = len(rows) draws
+            rng = np.random.default_rng([self.seed, self.epoch])
+            drawn = rng.choice(self.rows, size=len(self.rows), replace=True, p=self.weights)
+            return drawn[self.rank::self.world_size]
         if self.world_size > 1:
             sampler = DistributedSampler(self.rows, num_replicas=self.world_size, rank=self.rank,  # type: ignore[arg-type]
                                          shuffle=self.shuffle, seed=self.seed)

@@ -27,11 +27,11 @@ def read_summary(reports_dir: str | Path) -> dict[str, Any]:
 
 
 def update_summary(reports_dir: str | Path, section: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``values`` into ``summary[section]`` and write the summary atomically."""
+    """Merge ``values`` into ``summary[section]``, write the summary atomically, return that section."""
     summary = read_summary(reports_dir)
     summary.setdefault(section, {}).update(values)
     atomic_write_json(Path(reports_dir) / "summary.json", summary)
-    return summary
+    return summary[section]
 
 
 def notebook_to_html(notebook_path: str | Path, html_path: str | Path) -> Path:

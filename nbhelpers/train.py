@@ -28,6 +28,7 @@ import torch.distributed as distributed
 from nbhelpers.cache import build_cache
 from nbhelpers.device import get_default_device
 from nbhelpers.evaluation import classification_metrics, predict_probabilities
+from nbhelpers.groups import GROUPING_SEPARATOR, group_balanced_weights
 from nbhelpers.loaders import CLASSES, CachedBatchLoader
 from nbhelpers.manifest import manifest_path, read_manifest
 from nbhelpers.models import create_model
@@ -42,7 +43,11 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch
 
 @dataclass
 class TrainConfig:
-    """Everything one training run needs; every field has a command-line flag of the same name."""
+    """Everything one training run needs; every field has a command-line flag of the same name.
+
+    ``balance`` names a grouping of manifest columns (``"race"``, ``"gender x age_band"``): training then
+    samples faces group-balanced (``group_balanced_weights``), the mitigation experiment of the bias study.
+    """
 
     model: str = "resnet9"
     dataset: str = "utkface"
@@ -61,6 +66,7 @@ class TrainConfig:
     width: int = 0
     train_limit: int = 0
     flip_tta: bool = True
+    balance: str = ""
     checkpoint_dir: str = ""
     device: str = ""
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -87,8 +93,23 @@ def run_directory(config: TrainConfig) -> Path | None:
     if not config.checkpoint_dir:
         return None
     settings = {key: value for key, value in asdict(config).items() if key not in {"checkpoint_dir", "device"}}
+    if not settings["balance"]:
+        del settings["balance"]  # runs without it keep the names they had before the field existed
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return Path(config.checkpoint_dir) / f"{config.model}-{digest}"
+
+
+def _balance_weights(cache: Any, config: TrainConfig) -> np.ndarray | None:
+    if not config.balance:
+        return None
+    columns = [column.strip() for column in config.balance.split(GROUPING_SEPARATOR.strip())]
+    frame = cache.frame
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise KeyError(f"balance={config.balance!r}: the {config.dataset} manifest has no column(s) {missing}; "
+                       f"it has {list(frame.columns)}")
+    rows = cache.split_indices("train")[:config.train_limit or None]
+    return group_balanced_weights(frame.iloc[rows].reset_index(drop=True), tuple(columns))
 
 
 def run_summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +146,8 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     train_transform = build_pipeline(config.pipeline, True, mean, std)
     eval_transform = build_pipeline(config.pipeline, False, mean, std)
     train_dl = CachedBatchLoader(cache, "train", config.batch_size, shuffle=True, transform=train_transform,
-                                 seed=config.seed, rank=rank, world_size=world_size, limit=config.train_limit or None)
+                                 seed=config.seed, rank=rank, world_size=world_size, limit=config.train_limit or None,
+                                 weights=_balance_weights(cache, config))
     val_dl = CachedBatchLoader(cache, "val", 2 * config.batch_size, transform=eval_transform, rank=rank, world_size=world_size)
     model = create_model(config.model, num_classes=len(CLASSES), **_model_kwargs(config))
     metadata = {"model": config.model, "model_kwargs": model.model_kwargs, "classes": list(CLASSES),

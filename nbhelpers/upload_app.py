@@ -93,6 +93,8 @@ class UploadApp:
                                        description="Explain")
         self.status = widgets.HTML()
         self.results = widgets.HTML()
+        self.status.add_class("upload-status")
+        self.results.add_class("upload-results")  # what the browser test of the Voila page looks at
         self.upload.observe(lambda change: self.show(self.uploaded(change["new"])), names="value")
         self.widget = widgets.VBox([widgets.HBox([self.upload, self.model, self.method]), self.status, self.results])
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
 UTKFACE_ARCHIVE = Path(os.environ.get("UTKFACE_PATH", ROOT.parent / "shared" / "data" / "UTKFace.tar.gz"))
 
 
@@ -53,3 +54,14 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(utkface_archive, tmp_path_factory):
+    """All numbered notebooks run once with the smoke profile: (exit code, folder with data/ and reports/)."""
+    from nbhelpers.run_notebooks import main
+
+    base = tmp_path_factory.mktemp("smoke")
+    code = main(["--profile", "smoke", "--data", str(utkface_archive), "--data-dir", str(base / "data"),
+                 "--reports", str(base / "reports"), "--notebooks", str(NOTEBOOKS)])
+    return code, base

@@ -92,3 +92,17 @@ def test_device_helpers(monkeypatch):
     assert moved["a"][1][1] == "text" and moved["a"][0].device.type == "cpu"
     loader = DeviceDataLoader([(torch.ones(2), torch.zeros(2))] * 3, "cpu")
     assert len(loader) == 3 and all(batch[0].device.type == "cpu" for batch in loader)
+
+
+def test_weighted_loader_draws_rows_in_proportion_to_their_weights(toy_manifest, tmp_path):
+    cache = build_cache(toy_manifest, "toy", 16, tmp_path / "cache")
+    rows = cache.split_indices("train")
+    weights = np.zeros(len(rows))
+    weights[:2] = [3.0, 1.0]  # only the first two rows, 3:1
+    loader = CachedBatchLoader(cache, "train", batch_size=7, shuffle=True, weights=weights)
+    draws = np.concatenate([(loader.set_epoch(epoch), loader._order())[1] for epoch in range(200)])
+    assert set(draws) == set(rows[:2]) and len(draws) == 200 * len(rows)
+    assert abs((draws == rows[0]).mean() - 0.75) < 0.02
+    assert sum(len(labels) for _, labels in loader) == len(rows)  # an epoch is still one pass worth of rows
+    with pytest.raises(ValueError, match="non-negative"):
+        CachedBatchLoader(cache, "train", weights=-np.ones(len(rows)))

@@ -8,18 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbhelpers.run_notebooks import main, numbered_notebooks, run_all
-from tests.conftest import ROOT
-
-NOTEBOOKS = ROOT / "notebooks"
-
-
-@pytest.fixture(scope="module")
-def smoke_run(utkface_archive, tmp_path_factory):
-    base = tmp_path_factory.mktemp("smoke")
-    code = main(["--profile", "smoke", "--data", str(utkface_archive), "--data-dir", str(base / "data"),
-                 "--reports", str(base / "reports"), "--notebooks", str(NOTEBOOKS)])
-    return code, base
+from nbhelpers.run_notebooks import numbered_notebooks, run_all
+from tests.conftest import NOTEBOOKS
 
 
 def test_all_notebooks_succeed(smoke_run):
@@ -84,6 +74,10 @@ def test_bias_notebook_outputs(smoke_run):
     assert len(measured) and (measured["accuracy_low"] <= measured["accuracy"] + 1e-9).all()
     summary = json.loads((base / "reports" / "summary.json").read_text())["07_bias_study"]
     assert "efficientnet_lite0/race" in summary
+    mitigation = pd.DataFrame(summary["mitigation"]["rows"])
+    assert set(mitigation["variant"]) == {"plain", "balanced by gender x age_band"}
+    assert {"race", "age_band", "gender x age_band"} <= set(mitigation["grouping"])
+    assert mitigation["worst_accuracy"].between(0, 1).all() and mitigation["accuracy"].between(0.3, 1).all()
 
 
 def test_predict_notebook_outputs(smoke_run):

@@ -105,3 +105,16 @@ def test_corrupt_summary_names_the_file(tmp_path):
 def test_unknown_profile():
     with pytest.raises(KeyError, match="unknown profile 'huge'"):
         profile_parameters("01_download", "huge")
+
+
+def test_parameterized_copy_injects_values_and_rejects_unknown_names(tmp_path):
+    from nbhelpers.web_page import parameterized_copy
+
+    copy = parameterized_copy(ROOT / "notebooks" / "08_predict.ipynb", {"WIDE_FACES": 7, "MODEL": "resnet18"},
+                              tmp_path / "08.ipynb")
+    cells = nbformat.read(copy, as_version=4).cells
+    injected = next(cell for cell in cells if "injected-parameters" in cell.metadata.get("tags", []))
+    assert "WIDE_FACES = 7" in injected.source and 'MODEL = "resnet18"' in injected.source
+    assert cells.index(injected) == next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])) + 1
+    with pytest.raises(KeyError, match="EPOCHS"):
+        parameterized_copy(ROOT / "notebooks" / "08_predict.ipynb", {"EPOCHS": 3}, tmp_path / "x.ipynb")

@@ -44,3 +44,13 @@ def test_changed_settings_get_their_own_run_directory():
     assert first == run_directory(TrainConfig(checkpoint_dir="c", epochs=2, device="cpu"))
     assert first != run_directory(TrainConfig(checkpoint_dir="c", epochs=3))
     assert run_directory(TrainConfig()) is None
+
+
+def test_group_balanced_training_runs_apart_and_names_a_missing_column(toy_data, tmp_path):
+    common = ["--model", "simple_cnn", "--profile", "smoke", "--data-dir", str(toy_data), "--dataset", "folder",
+              "--epochs", "1", "--image-size", "16", "--checkpoint-dir", str(tmp_path / "ckpt")]
+    assert main(common) == 0 and main([*common, "--balance", "gender"]) == 0
+    assert len(list((tmp_path / "ckpt").glob("simple_cnn-*/best.pt"))) == 2  # the balanced run never resumes the other
+    with pytest.raises(KeyError, match=r"no column\(s\) \['race'\]"):
+        main([*common, "--balance", "gender x race"])
+    assert run_directory(TrainConfig(checkpoint_dir="c")) != run_directory(TrainConfig(checkpoint_dir="c", balance="race"))
