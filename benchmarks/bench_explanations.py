@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--methods", default="gradcam,gradcam++,xgradcam,bcos")
     parser.add_argument("--faces", type=int, default=500)
     parser.add_argument("--mosaics", type=int, default=250)
-    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--goal-minutes", type=float, default=10.0)
     arguments = parser.parse_args()
     run, = load_trained_models(arguments.reports, [arguments.model])

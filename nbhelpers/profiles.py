@@ -24,13 +24,13 @@ TRAINING: dict[str, dict[str, dict[str, object]]] = {
         "bcos_resnet18": {**_SMOKE, "width": 8, "max_lr": 0.003},
     },
     "default": {
-        "simple_cnn": {"epochs": 2, "image_size": 48, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},
-        "resnet9": {"epochs": 2, "image_size": 48, "width": 24, "max_lr": 0.01, "train_limit": 0, "batch_size": 128},
-        "resnet18": {"epochs": 2, "image_size": 48, "max_lr": 0.003, "patience": 2, "pretrained": "imagenet",
+        "simple_cnn": {"epochs": 2, "image_size": 40, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},
+        "resnet9": {"epochs": 2, "image_size": 40, "width": 24, "max_lr": 0.01, "train_limit": 0, "batch_size": 128},
+        "resnet18": {"epochs": 2, "image_size": 40, "max_lr": 0.003, "patience": 2, "pretrained": "imagenet",
                      "train_limit": 0, "batch_size": 128},
-        "efficientnet_lite0": {"epochs": 2, "image_size": 80, "max_lr": 0.001, "patience": 2, "pretrained": "imagenet",
+        "efficientnet_lite0": {"epochs": 2, "image_size": 64, "max_lr": 0.001, "patience": 2, "pretrained": "imagenet",
                                "train_limit": 0, "batch_size": 64},
-        "bcos_resnet18": {"epochs": 2, "image_size": 48, "width": 64, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},
+        "bcos_resnet18": {"epochs": 2, "image_size": 40, "width": 64, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},
     },
     "full": {
         "simple_cnn": {"epochs": 15, "image_size": 64, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},
