@@ -89,6 +89,16 @@ def _best(table: pd.DataFrame, model: str, metric: str) -> tuple[str, float]:
     return method, float(column[method])
 
 
+def _identical_methods(table: pd.DataFrame) -> list[str]:
+    """The Grad-CAM-family methods whose metric means all equal Grad-CAM's (one model's rows of ``metric_means``)."""
+    if "gradcam" not in table.index:
+        return []
+    reference = table.loc["gradcam"].to_numpy(dtype=float)
+    same = [method for method in ("gradcam++", "xgradcam") if method in table.index
+            and np.allclose(table.loc[method].to_numpy(dtype=float), reference, rtol=1e-6, atol=1e-9, equal_nan=True)]
+    return ["gradcam", *same] if same else []
+
+
 def describe_findings(summary: pd.DataFrame) -> str:
     """A short Markdown reading of the metric means, generated from the numbers."""
     table, lines = metric_means(summary), []
@@ -106,6 +116,11 @@ def describe_findings(summary: pd.DataFrame) -> str:
                 cam_best = max(table.loc[(model, m), "pointing_game"] for m in cams)
                 verdict = "higher than" if bcos_score > cam_best else "not higher than"
                 lines.append(f"  B-cos contributions score {bcos_score:.3f}, {verdict} the best Grad-CAM-family method ({cam_best:.3f}).")
+        same = _identical_methods(table.loc[model])
+        if same:
+            lines.append(f"  {' and '.join(same)} give identical numbers on every metric: their maps coincide "
+                         "(with average pooling and a linear layer after the target layer, and non-negative "
+                         "activations, both reduce to CAM).")
         if _has(table, model, "face_focus"):
             focus = table.loc[model, "face_focus"].drop(labels=["random"], errors="ignore").dropna()
             lines.append(f"  Share of positive attribution on the inner face: {focus.min():.2f}-{focus.max():.2f} "

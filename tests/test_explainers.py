@@ -117,3 +117,17 @@ def test_random_maps_are_seeded():
         images = model_inputs(model)
         coarse, fine = first(images), second(images)
     assert coarse.maps.shape == fine.maps.shape and not torch.equal(coarse.maps, fine.maps)
+
+
+def test_gradcam_and_xgradcam_coincide_on_a_pooled_linear_head():
+    """After ResNet-18's target layer come only average pooling and a linear map, so the gradient is the same at
+    every position and the activations are non-negative (ReLU): Grad-CAM's and XGrad-CAM's channel weights are
+    then proportional and both maps equal CAM. Grad-CAM++ weights differ."""
+    model = tiny_model("resnet18")
+    images = model_inputs(model, count=3)
+    with create_explainer("gradcam", model) as gradcam, create_explainer("xgradcam", model) as xgradcam:
+        first, second = gradcam(images, targets=torch.tensor([0, 1, 1])), xgradcam(images, targets=torch.tensor([0, 1, 1]))
+    assert torch.allclose(torch.as_tensor(first.maps), torch.as_tensor(second.maps), atol=1e-5)
+    with create_explainer("gradcam++", model) as plus:
+        assert not torch.allclose(torch.as_tensor(plus(images, targets=torch.tensor([0, 1, 1])).maps),
+                                  torch.as_tensor(first.maps), atol=1e-3)
