@@ -90,12 +90,13 @@ def _best(table: pd.DataFrame, model: str, metric: str) -> tuple[str, float]:
 
 
 def _identical_methods(table: pd.DataFrame) -> list[str]:
-    """The Grad-CAM-family methods whose metric means all equal Grad-CAM's (one model's rows of ``metric_means``)."""
+    """The Grad-CAM-family methods whose metric means all match Grad-CAM's within 0.005 (one model's rows of
+    ``metric_means``); ROAD's seeded tie-breaking turns float-level differences of equal maps into tiny ones."""
     if "gradcam" not in table.index:
         return []
     reference = table.loc["gradcam"].to_numpy(dtype=float)
     same = [method for method in ("gradcam++", "xgradcam") if method in table.index
-            and np.allclose(table.loc[method].to_numpy(dtype=float), reference, rtol=1e-6, atol=1e-9, equal_nan=True)]
+            and np.allclose(table.loc[method].to_numpy(dtype=float), reference, rtol=0.0, atol=5e-3, equal_nan=True)]
     return ["gradcam", *same] if same else []
 
 
@@ -118,8 +119,9 @@ def describe_findings(summary: pd.DataFrame) -> str:
                 lines.append(f"  B-cos contributions score {bcos_score:.3f}, {verdict} the best Grad-CAM-family method ({cam_best:.3f}).")
         same = _identical_methods(table.loc[model])
         if same:
-            lines.append(f"  {' and '.join(same)} give identical numbers on every metric: their maps coincide "
-                         "(with average pooling and a linear layer after the target layer, and non-negative "
+            lines.append(f"  {' and '.join(same)} give the same numbers (within 0.005) on every metric: "
+                         "their maps coincide"
+                         " (with average pooling and a linear layer after the target layer, and non-negative "
                          "activations, both reduce to CAM).")
         if _has(table, model, "face_focus"):
             focus = table.loc[model, "face_focus"].drop(labels=["random"], errors="ignore").dropna()

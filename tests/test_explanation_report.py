@@ -40,14 +40,14 @@ def test_reading_follows_the_numbers(bcos_score, verdict):
     assert f"{verdict} the best Grad-CAM-family method (0.650)" in text
     assert ("best localisation by **bcos**" in text) == (bcos_score > 0.65)
     assert "random 0.500" in text and "(highest: bcos)" in text
-    assert "identical numbers" not in text
+    assert "same numbers" not in text
 
 
 def test_reading_notes_methods_whose_maps_coincide():
     frame = summary_frame(0.8)
     xgradcam = frame["method"] == "xgradcam"
-    frame.loc[xgradcam, "mean"] = frame.loc[frame["method"] == "gradcam", "mean"].to_numpy()
-    assert "gradcam and xgradcam give identical numbers on every metric" in describe_findings(frame)
+    frame.loc[xgradcam, "mean"] = frame.loc[frame["method"] == "gradcam", "mean"].to_numpy() + 0.001
+    assert "gradcam and xgradcam give the same numbers (within 0.005) on every metric" in describe_findings(frame)
 
 
 def write_run(tmp_path, name: str, **kwargs) -> None:
