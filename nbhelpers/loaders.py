@@ -46,7 +46,7 @@ class CachedBatchLoader:
         self.weights = None if weights is None else self._probabilities(weights)
 
     def _probabilities(self, weights: np.ndarray) -> np.ndarray:
-        weights = np.asarray(weights, dtype=np.float64)[:len(self.rows)]
+        weights = np.asarray(weights, dtype=np.float64)
         if len(weights) != len(self.rows) or (weights < 0).any() or not weights.sum() > 0:
             raise ValueError(f"weights must be {len(self.rows)} non-negative numbers (one per row of the split) "
                              f"with a positive sum; got {len(weights)}")

@@ -102,7 +102,7 @@ def run_directory(config: TrainConfig) -> Path | None:
 def _balance_weights(cache: Any, config: TrainConfig) -> np.ndarray | None:
     if not config.balance:
         return None
-    columns = [column.strip() for column in config.balance.split(GROUPING_SEPARATOR.strip())]
+    columns = [column.strip() for column in config.balance.split(GROUPING_SEPARATOR)]
     frame = cache.frame
     missing = [column for column in columns if column not in frame.columns]
     if missing:

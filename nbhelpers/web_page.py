@@ -27,12 +27,12 @@ __all__ = ["parameterized_copy", "free_port", "VoilaServer", "main"]
 def parameterized_copy(notebook: str | Path, parameters: dict[str, object], destination: str | Path) -> Path:
     """Write ``notebook`` with ``parameters`` injected after its ``parameters`` cell to ``destination``."""
     import nbformat
+    import papermill
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
     source = load_notebook_node(str(notebook))
-    declared = {cell_line.split(":")[0].strip() for cell in source.cells
-                if "parameters" in cell.metadata.get("tags", []) for cell_line in cell.source.splitlines()}
+    declared = set(papermill.inspect_notebook(str(notebook)))  # the same parameter reading as the batch runs
     unknown = sorted(set(parameters) - declared)
     if unknown:
         raise KeyError(f"{notebook}: no such parameter(s) {unknown}; the parameters cell declares {sorted(declared)}")
