@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data/UTKFace.tar.gz
 PROFILE ?= default
+DATASET ?= utkface
+PHOTOS ?= ../shared/data/fairface-dev
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: install browser reports test bench clean-reports serve
@@ -16,7 +18,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 reports: install
-	$(PY) -m nbhelpers.run_notebooks --profile $(PROFILE) --data $(DATA) --reports reports --data-dir data
+	$(PY) -m nbhelpers.reporting.run_notebooks --profile $(PROFILE) --dataset $(DATASET) --data $(DATA) \
+	    --photos $(PHOTOS) --reports reports --data-dir data
 
 # Debian's Chromium and ChromeDriver for the browser test of the Voila page (skipped, with the reason, if absent)
 browser:

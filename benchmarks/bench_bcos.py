@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from nbhelpers.bcos_explain import explain
+from nbhelpers.explain.bcos import explain
 from nbhelpers.models.bcos_resnet import bcos_resnet18
 
 

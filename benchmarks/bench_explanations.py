@@ -1,7 +1,7 @@
 """Benchmark: every explanation metric for N test faces x the methods of one trained model (issue 6 target:
 500 faces x 4 methods within 10 minutes on a 2-core CPU, default profile).
 
-    python benchmarks/bench_explanations.py --reports reports --data-dir data --model bcos_resnet18 --faces 500
+    python benchmarks/bench_explanations.py --data-dir data --model bcos_resnet18 --faces 500
 
 Times ``evaluate_explanations`` (pointing game on the mosaics, deletion/insertion, ROAD on every face,
 face focus, randomisation check) per method, so the share of each is visible, and prints the total against
@@ -15,13 +15,12 @@ import time
 
 import numpy as np
 
-from nbhelpers.explanation_evaluation import evaluate_explanations
-from nbhelpers.trained_models import load_trained_models, split_faces
+from nbhelpers.explain.evaluation import evaluate_explanations
+from nbhelpers.training.runs import load_trained_models, split_faces
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reports", default="reports")
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--dataset", default="utkface")
     parser.add_argument("--model", default="bcos_resnet18")
@@ -31,7 +30,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--goal-minutes", type=float, default=10.0)
     arguments = parser.parse_args()
-    run, = load_trained_models(arguments.reports, [arguments.model])
+    run, = load_trained_models(f"{arguments.data_dir}/checkpoints", [arguments.model])
     faces, labels, _ = split_faces(arguments.data_dir, arguments.dataset, "test", arguments.faces,
                                    run.metadata["input_size"], 0)
     total, rows = 0.0, []

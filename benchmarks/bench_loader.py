@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torchvision
 
-from nbhelpers.cache import build_cache, square_resize
-from nbhelpers.datasets import build_manifest
-from nbhelpers.images import load_rgb
-from nbhelpers.loaders import CachedBatchLoader, labels_of
-from nbhelpers.transforms import build_pipeline, channel_stats
+from nbhelpers.data.cache import build_cache
+from nbhelpers.data.datasets import build_manifest
+from nbhelpers.data.images import load_rgb, square_resize
+from nbhelpers.data.loaders import CachedBatchLoader, labels_of
+from nbhelpers.data.transforms import build_pipeline, channel_stats
 
 
 class JpegDataset(torch.utils.data.Dataset):

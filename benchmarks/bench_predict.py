@@ -1,4 +1,4 @@
-"""Benchmark: images/second of the prediction path (``python -m nbhelpers.predict``), with and without face detection.
+"""Benchmark: images/second of the prediction path (``python -m nbhelpers.predict.predictor``), with and without face detection.
 
     python benchmarks/bench_predict.py --data ../shared/data/UTKFace.tar.gz --images 1000
 
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from nbhelpers.checkpoint import save_checkpoint
 from nbhelpers.models import create_model
-from nbhelpers.predict import Predictor, record_to_json
+from nbhelpers.predict.predictor import Predictor, record_to_json
+from nbhelpers.training.checkpoint import save_checkpoint
 
 
 def extract_images(archive: Path, count: int, target: Path) -> list[Path]:

@@ -1,7 +1,7 @@
 """nbhelpers: the package behind the explainable face-gender notebook suite.
 
 Importing the package has no side effects; import the submodules you need, e.g.
-``from nbhelpers.manifest import read_manifest``.
+``from nbhelpers.data.manifest import read_manifest``.
 """
 
 __all__ = ["__version__"]

@@ -1,4 +1,5 @@
-"""Shared fixtures: small image files made on the fly, and the real UTKFace archive from ../shared."""
+"""Shared fixtures: small image files made on the fly, the real UTKFace archive from ../shared, and (when that is
+absent) a generated archive in its format for the notebook runs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 UTKFACE_ARCHIVE = Path(os.environ.get("UTKFACE_PATH", ROOT.parent / "shared" / "data" / "UTKFace.tar.gz"))
+_NOTEBOOK_DATA: list[str] = []  # which archive notebook_archive chose, for the terminal summary
 
 
 def face_like(seed: int, size: int = 40) -> Image.Image:
@@ -57,11 +59,39 @@ def single_thread():
 
 
 @pytest.fixture(scope="session")
-def smoke_run(utkface_archive, tmp_path_factory):
-    """All numbered notebooks run once with the smoke profile: (exit code, folder with data/ and reports/)."""
-    from nbhelpers.run_notebooks import main
+def notebook_archive(tmp_path_factory) -> tuple[Path, bool]:
+    """(archive, is_real): the real UTKFace archive when present, else a small generated one (made once a session)
+    in the same format (tests/fixtures.py), so that the notebook tests run everywhere instead of skipping."""
+    if UTKFACE_ARCHIVE.is_file():
+        archive, is_real = UTKFACE_ARCHIVE, True
+    else:
+        from tests.fixtures import make_utkface_archive
 
+        archive, is_real = make_utkface_archive(tmp_path_factory.mktemp("utkface_fixture") / "UTKFace.tar.gz"), False
+    _NOTEBOOK_DATA.append(f"real UTKFace archive {archive}" if is_real else
+                          f"generated UTKFace-format fixture {archive} (real archive not found at {UTKFACE_ARCHIVE})")
+    return archive, is_real
+
+
+@pytest.fixture(scope="session")
+def smoke_data_is_real(notebook_archive) -> bool:
+    """True when the smoke run used real faces; assertions that only hold on real photos depend on it."""
+    return notebook_archive[1]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(notebook_archive, tmp_path_factory):
+    """All numbered notebooks run once with the smoke profile: (exit code, folder with data/ and reports/)."""
+    from nbhelpers.reporting.run_notebooks import main
+
+    archive, _ = notebook_archive
     base = tmp_path_factory.mktemp("smoke")
-    code = main(["--profile", "smoke", "--data", str(utkface_archive), "--data-dir", str(base / "data"),
+    code = main(["--profile", "smoke", "--data", str(archive), "--data-dir", str(base / "data"),
                  "--reports", str(base / "reports"), "--notebooks", str(NOTEBOOKS)])
     return code, base
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say which data the notebook tests ran on (shown with -q too)."""
+    for line in _NOTEBOOK_DATA:
+        terminalreporter.write_line(f"notebook tests ran on: {line}")

@@ -5,9 +5,8 @@ import types
 
 import pytest
 
-from nbhelpers.datasets import build_manifest, locate_source
-from nbhelpers.datasets import download
-from nbhelpers.manifest import ManifestError
+from nbhelpers.data.datasets import build_manifest, download, locate_source
+from nbhelpers.data.manifest import ManifestError
 
 ATTRS = ["5_o_Clock_Shadow", "Eyeglasses", "Male", "Pale_Skin", "Young"]
 

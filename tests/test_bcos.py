@@ -7,17 +7,23 @@ import pytest
 import torch
 import torch.nn.functional as functional
 
-from nbhelpers.bcos_explain import colour_explanation, explain
-from nbhelpers.models import create_model
-from nbhelpers.models.bcos_functional import _channel_sums_of_products
-from nbhelpers.models.bcos_layers import BatchNormUncentred2d, BcosConv2d, BcosLinear, explanation_mode
-from nbhelpers.models.bcos_resnet import bcos_resnet18
-from nbhelpers.transforms import bcos_encode
-
 # the reference implementation (Apache-2.0, pinned in requirements.txt), used as a test oracle only
 from bcos.common import gradient_to_image
-from bcos.modules import BcosConv2d as PackageConv2d, BcosLinear as PackageLinear
+from bcos.modules import BcosConv2d as PackageConv2d
+from bcos.modules import BcosLinear as PackageLinear
 from bcos.modules.norms import BatchNormUncentered2d as PackageBatchNorm
+
+from nbhelpers.data.transforms import bcos_encode
+from nbhelpers.explain.bcos import colour_explanation, explain
+from nbhelpers.models import create_model
+from nbhelpers.models.bcos_functional import _channel_sums_of_products
+from nbhelpers.models.bcos_layers import (
+    BatchNormUncentred2d,
+    BcosConv2d,
+    BcosLinear,
+    explanation_mode,
+)
+from nbhelpers.models.bcos_resnet import bcos_resnet18
 
 DEVICE = torch.device(os.environ.get("NBHELPERS_DEVICE", "cpu"))
 

@@ -9,11 +9,30 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from nbhelpers.bias import describe_gaps, gap_summary, group_table, write_group_table  # noqa: E402
-from nbhelpers.bias_plots import (plot_group_metric, plot_intersection_heatmap, plot_probability_by_group,  # noqa: E402
-                                  plot_reliability, plot_reliability_by_group)
-from nbhelpers.calibration import expected_calibration_error, reliability_by_group, reliability_curve  # noqa: E402
-from nbhelpers.groups import assign_groups, default_groupings, group_balanced_weights  # noqa: E402
+from nbhelpers.data.groups import (  # noqa: E402
+    assign_groups,
+    default_groupings,
+    group_balanced_weights,
+)
+from nbhelpers.data.manifest import labels_of  # noqa: E402
+from nbhelpers.fairness.bias import (  # noqa: E402
+    describe_gaps,
+    gap_summary,
+    group_table,
+    write_group_table,
+)
+from nbhelpers.fairness.calibration import (  # noqa: E402
+    expected_calibration_error,
+    reliability_by_group,
+    reliability_curve,
+)
+from nbhelpers.fairness.plots import (  # noqa: E402
+    plot_group_metric,
+    plot_intersection_heatmap,
+    plot_probability_by_group,
+    plot_reliability,
+    plot_reliability_by_group,
+)
 
 
 def faces(genders, predictions, confidence=0.9, **attributes):
@@ -198,7 +217,7 @@ def test_default_groupings_use_manifest_columns():
 def test_plots_draw(two_races):
     frame, probabilities = two_races
     table = group_table(frame, probabilities, ["race", ("gender", "race")], min_count=6, bootstrap=50)
-    labels = (frame["gender"] == "male").to_numpy().astype(int)
+    labels = labels_of(frame)
     figures = [plot_group_metric(table, "race"), plot_intersection_heatmap(table, "gender x race"),
                plot_reliability(probabilities, labels), plot_reliability_by_group(frame, probabilities, "race"),
                plot_probability_by_group(frame, probabilities, "race")]

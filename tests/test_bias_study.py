@@ -4,7 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbhelpers.bias_study import explanation_metrics_by_group, misclassified_in_group
+from nbhelpers.fairness.study import (
+    explanation_metrics_by_group,
+    misclassified_in_group,
+)
 
 
 @pytest.fixture

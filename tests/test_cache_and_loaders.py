@@ -1,16 +1,15 @@
 import os
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
-from nbhelpers.cache import build_cache, square_resize
-from nbhelpers.datasets import build_manifest
-from nbhelpers.images import load_rgb
-from nbhelpers.device import DeviceDataLoader, get_default_device, to_device
-from nbhelpers.loaders import CachedBatchLoader
+from nbhelpers.data.cache import build_cache
+from nbhelpers.data.datasets import build_manifest
+from nbhelpers.data.images import load_rgb, square_resize
+from nbhelpers.data.loaders import CachedBatchLoader
+from nbhelpers.utils.device import DeviceDataLoader, get_default_device, to_device
 
 
 @pytest.fixture

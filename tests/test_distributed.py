@@ -10,7 +10,7 @@ import torch.multiprocessing as multiprocessing
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from nbhelpers.training import evaluate, fit_one_cycle
+from nbhelpers.training.fit import evaluate, fit_one_cycle
 from tests.training_helpers import TinyNet, separable_data
 
 

@@ -8,7 +8,11 @@ import pytest
 import torch
 
 from nbhelpers.models import create_model
-from nbhelpers.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0, lite0_weights_path
+from nbhelpers.models.efficientnet_lite import (
+    EfficientNetLite0,
+    efficientnet_lite0,
+    lite0_weights_path,
+)
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)

@@ -7,8 +7,15 @@ import pytest
 import torch
 from pytorch_grad_cam import GradCAMPlusPlus
 
-from nbhelpers.explainers import (EXPLAINERS, create_explainer, explainer_supports, is_bcos_model, list_explainers,
-                                  random_maps, target_layer)
+from nbhelpers.explain.explainers import (
+    EXPLAINERS,
+    create_explainer,
+    explainer_supports,
+    is_bcos_model,
+    list_explainers,
+    random_maps,
+    target_layer,
+)
 from nbhelpers.models import create_model, list_models
 
 DEVICE = torch.device(os.environ.get("NBHELPERS_DEVICE", "cpu"))
@@ -68,10 +75,15 @@ def test_every_model_with_every_explainer(model_name, method):
 
 def test_release_removes_hooks_and_exceptions_propagate():
     model = tiny_model("resnet18")
-    explainer = create_explainer("gradcam", model)
+    explainer = create_explainer("gradcam", model, input_size=SIZE)
     assert hook_count(model) > 0  # grad-cam's activation and gradient hooks on the target layer
     explainer.release()
     explainer.release()
+    assert hook_count(model) == 0
+    with create_explainer("gradcam", model) as lazy:  # no size given: hooks go on at the first batch
+        assert hook_count(model) == 0
+        lazy(model_inputs(model))
+        assert hook_count(model) > 0 and lazy.layer is target_layer(model, SIZE)
     assert hook_count(model) == 0
     with pytest.raises(IndexError, match="boom"):  # grad-cam's own context manager would swallow this one
         with create_explainer("xgradcam", model):
@@ -85,7 +97,7 @@ def test_cam_matches_grad_cam_package():
     images = model_inputs(model, count=3, size=96)  # layer4 is 3 x 3 (1 x 1 at 32 px: a constant map)
     with create_explainer("gradcam++", model) as explainer:
         ours = explainer(images, targets=1).maps.cpu().numpy()
-    package = GradCAMPlusPlus(model, [target_layer(model)])
+    package = GradCAMPlusPlus(model, [target_layer(model, 96)])
     try:
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -101,11 +113,11 @@ def test_registry_and_target_layers():
     assert {"gradcam", "gradcam++", "xgradcam", "bcos", "random"} <= set(EXPLAINERS)
     with pytest.raises(KeyError, match="unknown explainer"):
         create_explainer("lime", tiny_model("simple_cnn"))
-    for name, layer in [("bcos_resnet18", "layer4.1"), ("resnet50", "layer4.2"), ("resnet9", "res2"),
-                        ("simple_cnn", "features.7"), ("efficientnet_lite0", "_bn1")]:
+    for name, size, layer in [("bcos_resnet18", 128, "layer4.1"), ("resnet50", 64, "layer3.5"), ("resnet9", 40, "res2"),
+                              ("simple_cnn", 40, "features.7"), ("efficientnet_lite0", 128, "_bn1")]:
         model = tiny_model(name)
-        assert target_layer(model) is dict(model.named_modules())[layer]
-    with pytest.raises(ValueError, match="no default CAM target layer"):
+        assert target_layer(model, size) is dict(model.named_modules())[layer]
+    with pytest.raises(ValueError, match="no registered CAM target layer"):
         target_layer(torch.nn.Linear(2, 2))
 
 
@@ -125,7 +137,8 @@ def test_gradcam_and_xgradcam_coincide_on_a_pooled_linear_head():
     then proportional and both maps equal CAM. Grad-CAM++ weights differ."""
     model = tiny_model("resnet18")
     images = model_inputs(model, count=3)
-    with create_explainer("gradcam", model) as gradcam, create_explainer("xgradcam", model) as xgradcam:
+    layer = model.layer4[-1]  # followed only by average pooling and the linear head
+    with create_explainer("gradcam", model, layer=layer) as gradcam, create_explainer("xgradcam", model, layer=layer) as xgradcam:
         first, second = gradcam(images, targets=torch.tensor([0, 1, 1])), xgradcam(images, targets=torch.tensor([0, 1, 1]))
     assert torch.allclose(torch.as_tensor(first.maps), torch.as_tensor(second.maps), atol=1e-5)
     with create_explainer("gradcam++", model) as plus:

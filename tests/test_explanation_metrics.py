@@ -11,12 +11,33 @@ import torch.nn as nn
 from pytorch_grad_cam.metrics.road import ROADCombined
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
-from nbhelpers.explanation_evaluation import COLUMNS, evaluate_explanations, summarise_metrics, write_metrics_csv
-from nbhelpers.explanation_metrics import (FACE_BOX, detect_face_boxes, face_box_mask, face_focus, make_mosaics,
-                                           pointing_game_score)
-from nbhelpers.faithfulness import deletion_insertion, relevance_ranks, road_scores
+from nbhelpers.explain.evaluation import (
+    COLUMNS,
+    evaluate_explanations,
+    summarise_metrics,
+    write_metrics_csv,
+)
+from nbhelpers.explain.explainers import create_explainer
+from nbhelpers.explain.faithfulness import (
+    deletion_insertion,
+    relevance_ranks,
+    road_scores,
+)
+from nbhelpers.explain.metrics import (
+    FACE_BOX,
+    detect_face_boxes,
+    face_box_mask,
+    face_focus,
+    make_mosaics,
+    pointing_game_score,
+)
+from nbhelpers.explain.sanity_checks import (
+    cascade_layers,
+    randomisation_correlation,
+    randomise_layers,
+    rank_correlation,
+)
 from nbhelpers.models import create_model
-from nbhelpers.sanity_checks import cascade_layers, randomisation_similarity, randomise_layers, rank_correlation
 
 DEVICE = torch.device(os.environ.get("NBHELPERS_DEVICE", "cpu"))
 
@@ -114,36 +135,53 @@ def test_face_focus():
 
 
 def test_detected_face_boxes_match_the_fixed_box(utkface_archive):
-    """The calibration of FACE_BOX, repeated on 40 real faces (read in memory; nothing is written)."""
+    """The calibration of FACE_BOX (benchmarks/calibrate_face_box.py), repeated on 40 real faces spread over
+    the archive (every 100th file, read in memory; nothing is written). The median is taken over real
+    detections only: faces where detection failed are filled with FACE_BOX itself and would prove nothing.
+    The archive-wide detection rate is 0.815 (2,371 faces); this sample's is 37 of 40."""
     import io
     import tarfile
 
     from PIL import Image
 
-    faces = []
+    faces, index = [], 0
     with tarfile.open(utkface_archive) as archive:
         for member in archive:
-            if member.isfile() and member.name.endswith(".jpg") and len(faces) < 40:
+            if not (member.isfile() and member.name.endswith(".jpg")):
+                continue
+            if index % 100 == 0:
                 faces.append(np.asarray(Image.open(io.BytesIO(archive.extractfile(member).read())).convert("RGB")))
+            index += 1
             if len(faces) == 40:
                 break
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a few faces fall back to the fixed box
-        boxes = detect_face_boxes(np.stack(faces))
-    assert np.allclose(np.median(boxes, axis=0), FACE_BOX, atol=0.04)
+        warnings.filterwarnings("error", message="no eyes and mouth")  # misses go to the mask, not a warning
+        boxes, found = detect_face_boxes(np.stack(faces), return_found=True)
+    assert boxes.shape == (40, 4) and found.shape == (40,) and found.dtype == bool
+    assert found.mean() >= 0.75, f"detectors found eyes and mouth in only {found.sum()} of 40 faces"
+    assert (boxes[~found] == FACE_BOX).all()
+    assert np.allclose(np.median(boxes[found], axis=0), FACE_BOX, atol=0.02)  # measured: within 3 px of 200
     with pytest.warns(UserWarning, match="no eyes and mouth found in 1 of 1"):
         assert detect_face_boxes(np.zeros((1, 120, 120, 3), np.uint8)).tolist() == [list(FACE_BOX)]
+    boxes, found = detect_face_boxes(np.zeros((1, 120, 120, 3), np.uint8), return_found=True)
+    assert boxes.tolist() == [list(FACE_BOX)] and found.tolist() == [False]
 
 
-def test_randomisation_similarity():
+def bcos_attribution(model, images, targets="predicted"):
+    with create_explainer("bcos", model) as explainer:
+        return explainer(images, targets)
+
+
+def test_randomisation_correlation():
     torch.manual_seed(0)
     model = create_model("bcos_resnet18", width=8).to(DEVICE).eval()
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(4)).to(DEVICE)
     images = torch.cat([images, 1 - images], 1)
     assert cascade_layers(model)[:3] == ["fc", "layer4.1", "layer4.0"] and cascade_layers(model)[-1] == "conv1"
     state = torch.random.get_rng_state()
-    same = randomisation_similarity(model, "bcos", images, layers_to_reset=[])
-    reset = randomisation_similarity(model, "bcos", images, layers_to_reset=4)
+    trained = bcos_attribution(model, images)
+    same, reset = (randomisation_correlation(trained.maps, bcos_attribution(randomised, images, trained.targets).maps)
+                   for randomised in (randomise_layers(model, []), randomise_layers(model, 4)))
     assert torch.equal(state, torch.random.get_rng_state())
     assert torch.allclose(same["spearman"], torch.ones(3, dtype=torch.float64))
     assert torch.allclose(same["pearson"], torch.ones(3, dtype=torch.float64))

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from nbhelpers.atomic import atomic_write_json
-from nbhelpers.checkpoint import save_checkpoint
-from nbhelpers.explanation_report import describe_findings, explain_methods, select_faces
+from nbhelpers.explain.report import describe_findings, explain_methods, select_faces
 from nbhelpers.models import create_model
-from nbhelpers.trained_models import load_trained_models, summary_checkpoints
+from nbhelpers.training.checkpoint import save_checkpoint
+from nbhelpers.training.result import TrainedModel
+from nbhelpers.training.runs import find_run, load_trained_models, read_index, record_run, trained_checkpoints
 
 
 def test_select_faces_orders_by_confidence():
@@ -50,22 +50,40 @@ def test_reading_notes_methods_whose_maps_coincide():
     assert "gradcam and xgradcam give the same numbers (within 0.005) on every metric" in describe_findings(frame)
 
 
-def write_run(tmp_path, name: str, **kwargs) -> None:
+def write_run(tmp_path, name: str, run_id: str, variant: str = "", **kwargs) -> TrainedModel:
     model = create_model(name, **kwargs)
     metadata = {"model": name, "model_kwargs": model.model_kwargs, "classes": ["female", "male"], "input_size": 32,
                 "pipeline": "bcos" if name.startswith("bcos") else "finetune", "mean": [0.5] * 3, "std": [0.25] * 3}
-    path = save_checkpoint(tmp_path / f"{name}.pt", {"model_state": model.state_dict(), "metadata": metadata})
-    atomic_write_json(tmp_path / "summary.json", {"05": {name: {"checkpoint": str(path), "test_accuracy": 0.5}}})
+    path = save_checkpoint(tmp_path / run_id / "model.pt", {"model_state": model.state_dict(), "metadata": metadata})
+    trained = TrainedModel(name, model, metadata, path, run_id, metrics={"test": {"accuracy": 0.5}})
+    record_run(tmp_path, trained, {"balance": variant})
+    return trained
 
 
-def test_trained_models_load_from_the_summary(tmp_path):
-    write_run(tmp_path, "bcos_resnet18", width=8)
-    assert list(summary_checkpoints(tmp_path)) == ["bcos_resnet18"]
+def test_runs_are_indexed_and_found_by_model_or_id(tmp_path):
+    first = write_run(tmp_path, "simple_cnn", "simple_cnn-1")
+    write_run(tmp_path, "simple_cnn", "simple_cnn-2", variant="gender")  # a balanced run: not the plain one
+    write_run(tmp_path, "simple_cnn", "simple_cnn-1")  # recorded again (a resumed run): replaces its entry
+    assert [run["run_id"] for run in read_index(tmp_path)] == ["simple_cnn-2", "simple_cnn-1"]
+    assert find_run(tmp_path, "simple_cnn")["checkpoint"] == str(first.checkpoint)
+    assert find_run(tmp_path, "simple_cnn", variant="gender")["run_id"] == "simple_cnn-2"
+    assert find_run(tmp_path, run_id="simple_cnn-2")["test_accuracy"] == 0.5
+    assert trained_checkpoints(tmp_path) == {"simple_cnn": first.checkpoint}
+    assert find_run(tmp_path, "resnet18", required=False) is None
+    (tmp_path / "runs.json").write_text("{broken")
+    with pytest.raises(ValueError, match="runs.json: not a run index"):
+        read_index(tmp_path)
+
+
+def test_trained_models_load_from_the_index(tmp_path):
+    write_run(tmp_path, "bcos_resnet18", "bcos-1", width=8)
+    assert list(trained_checkpoints(tmp_path)) == ["bcos_resnet18"]
     (run,) = load_trained_models(tmp_path, ["bcos_resnet18"], device="cpu")
+    assert run.run_id == "bcos-1" and run.checkpoint == tmp_path / "bcos-1" / "model.pt"
     faces = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
     inputs = run.preprocess(faces)
     assert inputs.shape == (3, 6, 32, 32) and torch.allclose(inputs[:, :3] + inputs[:, 3:], torch.ones(()))
     attributions = explain_methods(run, faces, ["gradcam", "bcos"])
     assert set(attributions) == {"gradcam", "bcos"} and attributions["bcos"].maps.shape == (3, 32, 32)
-    with pytest.raises(FileNotFoundError, match="summary.json.*'resnet18'"):
+    with pytest.raises(FileNotFoundError, match="runs.json: no 'resnet18' run recorded"):
         load_trained_models(tmp_path, ["resnet18"])

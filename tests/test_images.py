@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nbhelpers.images import ImageLoadError, difference_hash, load_rgb
+from nbhelpers.data.images import ImageLoadError, difference_hash, load_rgb
 from tests.conftest import face_like, save
 
 

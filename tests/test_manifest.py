@@ -3,8 +3,14 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from nbhelpers.manifest import (DatasetReport, ManifestError, assign_splits, finalize_manifest, read_manifest,
-                                write_manifest)
+from nbhelpers.data.manifest import (
+    DatasetReport,
+    ManifestError,
+    assign_splits,
+    finalize_manifest,
+    read_manifest,
+    write_manifest,
+)
 
 
 def test_split_is_deterministic_and_independent_of_order():

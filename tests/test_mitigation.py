@@ -5,16 +5,19 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from nbhelpers.evaluation import classification_metrics
-from nbhelpers.mitigation import PLAIN, describe_mitigation, mitigation_table
+from nbhelpers.data.manifest import labels_of
+from nbhelpers.fairness.mitigation import PLAIN, describe_mitigation, mitigation_table
+from nbhelpers.training.evaluation import classification_metrics
+from nbhelpers.training.result import SplitPredictions, TrainedModel
 
 
-def result(frame: pd.DataFrame, wrong: np.ndarray) -> dict:
-    labels = (frame["gender"] == "male").to_numpy().astype(int)
+def result(frame: pd.DataFrame, wrong: np.ndarray) -> TrainedModel:
+    labels = labels_of(frame)
     predicted = np.where(wrong, 1 - labels, labels)
     probabilities = np.stack([1 - predicted, predicted], axis=1).astype(float) * 0.8 + 0.1
-    return {"cache": SimpleNamespace(frame=frame), "test_rows": np.arange(len(frame)),
-            "test_probabilities": probabilities, "test": classification_metrics(labels, probabilities)}
+    return TrainedModel("simple_cnn", None, {}, cache=SimpleNamespace(frame=frame),
+                        metrics={"test": classification_metrics(labels, probabilities)},
+                        predictions={"test": SplitPredictions(probabilities, labels, np.arange(len(frame)))})
 
 
 def test_balanced_run_that_fixes_the_small_group_shows_its_worst_group_gain():

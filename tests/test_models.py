@@ -3,9 +3,9 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from nbhelpers.datasets import download
-from nbhelpers.models import create_model, list_models, register_model
-from nbhelpers.models import factories
+from nbhelpers.data.datasets import download
+from nbhelpers.models import (NORMALISATIONS, ModelConfig, cam_target_layer, create_model, layer_cells,
+                              list_models, model_config, register_model, registry)
 from nbhelpers.models.resnet import BasicBlock, ResNet
 
 DEVICE = torch.device(__import__("os").environ.get("NBHELPERS_DEVICE", "cpu"))
@@ -54,18 +54,46 @@ def test_unknown_model():
 
 
 def test_register_model():
-    register_model("tiny_test_model", lambda num_classes: create_model("simple_cnn", num_classes=num_classes))
+    config = ModelConfig("pad_crop_flip", 32, "classifier.", lambda model: [model.features[-1]])
+    register_model("tiny_test_model", config)(lambda num_classes: create_model("simple_cnn", num_classes=num_classes))
     try:
-        assert create_model("tiny_test_model").model_name == "tiny_test_model"
+        model = create_model("tiny_test_model")
+        assert model.model_name == "tiny_test_model" and model_config(model) is config
+        assert "tiny_test_model" in list_models()
     finally:
-        from nbhelpers.models import MODELS
+        registry._REGISTRY.pop("tiny_test_model")
+    with pytest.raises(ValueError, match="unknown pipeline 'raw'"):
+        register_model("raw_model", ModelConfig("raw", 32, "fc.", lambda model: []))
 
-        MODELS.pop("tiny_test_model")
+
+EXPECTED_PIPELINES = {"simple_cnn": "pad_crop_flip", "resnet9": "pad_crop_flip", "resnet18": "finetune",
+                      "resnet50": "finetune", "efficientnet_lite0": "finetune", "bcos_resnet18": "bcos"}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_is_registered_with_its_configuration(name):
+    config, model = model_config(name), create_model(name)
+    assert config.pipeline == EXPECTED_PIPELINES[name] and config.normalisation == NORMALISATIONS[config.pipeline]
+    assert config.input_size >= 32 and model_config(model) is config
+    assert any(key.startswith(config.classifier) for key in model.state_dict())  # the head that weights skip
+    modules = set(model.modules())
+    assert all(layer in modules for layer in config.cam_layers(model))
+
+
+@pytest.mark.parametrize("name, size, layer", [("resnet18", 40, "layer2.1"), ("resnet18", 64, "layer3.1"),
+                                                ("resnet18", 96, "layer3.1"), ("resnet18", 128, "layer4.1"),
+                                                ("bcos_resnet18", 64, "layer3.1"), ("efficientnet_lite0", 64, "_blocks.10"),
+                                                ("efficientnet_lite0", 128, "_bn1"), ("resnet9", 40, "res2")])
+def test_cam_layer_keeps_at_least_four_cells(name, size, layer):
+    model = create_model(name)
+    chosen = cam_target_layer(model, size)
+    assert chosen is dict(model.named_modules())[layer]
+    assert min(layer_cells(model, [chosen], size)[0]) >= 4
 
 
 def test_pretrained_offline_warns_and_trains_from_scratch(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    monkeypatch.setattr(factories, "is_reachable", lambda host, port=443, timeout=3.0: False)
+    monkeypatch.setattr(download, "is_reachable", lambda host, port=443, timeout=3.0: False)
     with pytest.warns(UserWarning, match="no ImageNet weights for resnet18 offline: put resnet18-.*pth"):
         model = create_model("resnet18", pretrained=True)
     assert model.pretrained_source is None
@@ -73,7 +101,7 @@ def test_pretrained_offline_warns_and_trains_from_scratch(monkeypatch, tmp_path)
 
 def test_pretrained_from_torch_cache_or_local_file(monkeypatch, tmp_path):
     reference = torchvision.models.resnet18()
-    url, cached = factories.torchvision_weights_file("resnet18")
+    url, cached = download.torchvision_weights_file("resnet18")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     (tmp_path / "checkpoints").mkdir()
     torch.save(reference.state_dict(), tmp_path / "checkpoints" / cached.name)

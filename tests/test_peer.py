@@ -5,10 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nbhelpers.datasets import build_manifest
-from nbhelpers.cache import build_cache
-from nbhelpers.loaders import labels_of
-from nbhelpers.peer import PeerGenderClassifier, compare_with_peer, peer_model_files
+from nbhelpers.data.cache import build_cache
+from nbhelpers.data.datasets import build_manifest
+from nbhelpers.data.loaders import labels_of
+from nbhelpers.models.peer import (
+    PeerGenderClassifier,
+    compare_with_peer,
+    peer_model_files,
+)
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nbhelpers.checkpoint import CheckpointError, save_checkpoint
-from nbhelpers.faces import FaceDetector, centre_crop
 from nbhelpers.models import create_model
-from nbhelpers.predict import Predictor, expand_inputs, main
+from nbhelpers.predict.faces import FaceDetector, centre_crop
+from nbhelpers.predict.cli import main
+from nbhelpers.predict.predictor import Predictor, expand_inputs
+from nbhelpers.training.checkpoint import CheckpointError, save_checkpoint
 from tests.conftest import ROOT, face_like, save
 
 
@@ -155,7 +156,7 @@ def test_corrupt_checkpoint_exits_two_naming_the_file(tmp_path, make_image):
 
 
 def test_upload_app_shows_faces_explanations_and_readable_errors(checkpoint, utkface_face):
-    from nbhelpers.upload_app import UploadApp
+    from nbhelpers.predict.upload_app import UploadApp
 
     app = UploadApp({"tiny": checkpoint}, ["gradcam"], device="cpu")
     canvas = Image.new("RGB", (600, 400), (90, 120, 90))
@@ -165,6 +166,7 @@ def test_upload_app_shows_faces_explanations_and_readable_errors(checkpoint, utk
     page = app.show([("holiday photo.jpg", buffer.getvalue()), ("notes.jpg", b"just some text, not an image")])
     assert page.count('class="face"') == 1 and page.count('class="explanation"') == 1
     assert 'class="label">female<' in page or 'class="label">male<' in page
+    assert page.count('class="photo"') == 1  # the photo with its face box drawn, for the readable file only
     error = page[page.index('class="error"'):]
     assert "notes.jpg: not an image file" in error and "<script" not in page
     app.upload.value = ({"name": "again.jpg", "type": "image/jpeg", "size": len(buffer.getvalue()),
@@ -172,3 +174,13 @@ def test_upload_app_shows_faces_explanations_and_readable_errors(checkpoint, utk
                          "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
     assert app.results.value.count('class="face"') == 1 and "again.jpg" in app.results.value
     assert app.status.value == "1 file(s) done"
+
+
+def test_boxed_photo_draws_each_face_box(tmp_path):
+    from nbhelpers.predict.upload_app import boxed_photo
+
+    path = tmp_path / "photo.png"
+    Image.new("RGB", (720, 480), (0, 0, 0)).save(path)
+    picture = boxed_photo(path, [(100, 100, 300, 300)], side=360)
+    assert picture.shape == (240, 360, 3)
+    assert tuple(picture[50, 100]) == (255, 200, 0) and tuple(picture[100, 100]) == (0, 0, 0)  # edge drawn, inside not

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 import nbhelpers
-from nbhelpers.atomic import atomic_path, atomic_write_json
-from nbhelpers.profiles import PROFILES, profile_parameters
-from nbhelpers.reports import read_summary, update_summary, write_index
+from nbhelpers.reporting.reports import read_summary, update_summary, write_index
+from nbhelpers.training.profiles import PROFILES, profile_parameters
+from nbhelpers.utils.atomic import atomic_path, atomic_write_json
 from tests.conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -69,7 +69,7 @@ def test_modules_declare_all_and_stay_small(module):
 
 
 def test_import_has_no_side_effects(tmp_path):
-    code = "import os, nbhelpers, nbhelpers.datasets, nbhelpers.run_notebooks; print(sorted(os.listdir('.')))"
+    code = "import os, nbhelpers, nbhelpers.data.datasets, nbhelpers.reporting.run_notebooks; print(sorted(os.listdir('.')))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -108,7 +108,7 @@ def test_unknown_profile():
 
 
 def test_parameterized_copy_injects_values_and_rejects_unknown_names(tmp_path):
-    from nbhelpers.web_page import parameterized_copy
+    from nbhelpers.predict.web_page import parameterized_copy
 
     copy = parameterized_copy(ROOT / "notebooks" / "08_predict.ipynb", {"WIDE_FACES": 7, "MODEL": "resnet18"},
                               tmp_path / "08.ipynb")

@@ -4,9 +4,14 @@ import json
 
 import pytest
 
-from nbhelpers.datasets import build_manifest
-from nbhelpers.profiles import TRAINING, training_profile
-from nbhelpers.train import TrainConfig, main, run_directory
+from nbhelpers.data.datasets import build_manifest
+from nbhelpers.training.profiles import TRAINING, training_profile
+from nbhelpers.training.run import run_training
+from nbhelpers.training.runs import find_run, read_index
+from nbhelpers.models import list_models, model_config
+from nbhelpers.training.checkpoint import load_checkpoint
+from nbhelpers.training.cli import main
+from nbhelpers.training.config import TrainConfig, run_directory
 
 
 @pytest.fixture
@@ -28,6 +33,7 @@ def test_cli_trains_with_a_profile_and_overrides(toy_data, tmp_path, capsys):
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0 and metrics["test"]["count"] > 0
     assert '"test"' in capsys.readouterr().out
     assert list((tmp_path / "ckpt").glob("simple_cnn-*/best.pt"))
+    assert metrics["checkpoint"].endswith("model.pt") and find_run(tmp_path / "ckpt", "simple_cnn")["epochs_run"] == 2
 
 
 def test_profiles_cover_every_model_and_fit_the_config():
@@ -54,3 +60,21 @@ def test_group_balanced_training_runs_apart_and_names_a_missing_column(toy_data,
     with pytest.raises(KeyError, match=r"no column\(s\) \['race'\]"):
         main([*common, "--balance", "gender x race"])
     assert run_directory(TrainConfig(checkpoint_dir="c")) != run_directory(TrainConfig(checkpoint_dir="c", balance="race"))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_cli_and_notebook_path_record_the_models_own_pipeline(name, toy_data, tmp_path, single_thread):
+    """The command line and the notebooks' call (no pipeline given) train with the registered pipeline, reach the
+    same run folder and record it once in the index; the bug this guards: a B-cos run fed normalised RGB."""
+    settings = {"epochs": 1, "image_size": 16, "train_limit": 16, "batch_size": 8, "max_lr": 0.001, "patience": 0,
+                "optimizer": "adam", "label_smoothing": 0.0}
+    flags = [item for key, value in settings.items() for item in (f"--{key.replace('_', '-')}", str(value))]
+    common = {"dataset": "folder", "data_dir": str(toy_data), "checkpoint_dir": str(tmp_path / "ckpt")}
+    assert main(["--model", name, "--profile", "smoke", *flags, "--pretrained", "", "--width", "0",
+                 *[item for key, value in common.items() for item in (f"--{key.replace('_', '-')}", value)]]) == 0
+    cli_run = find_run(tmp_path / "ckpt", name)
+    notebook = run_training(TrainConfig(model=name, **settings, **common), progress=False)
+    expected = model_config(name).pipeline
+    assert load_checkpoint(cli_run["checkpoint"])["metadata"]["pipeline"] == expected == cli_run["pipeline"]
+    assert notebook.metadata["pipeline"] == expected and str(notebook.checkpoint) == cli_run["checkpoint"]
+    assert len(read_index(tmp_path / "ckpt")) == 1

@@ -7,11 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from nbhelpers.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
-from nbhelpers.evaluation import classification_metrics
-from nbhelpers.training import EarlyStopping, fit_one_cycle
+from nbhelpers.training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
+from nbhelpers.training.evaluation import classification_metrics
+from nbhelpers.models.base import ImageClassificationBase
+from nbhelpers.training.fit import EarlyStopping, evaluate, fit_one_cycle
 from tests.conftest import ROOT
-from tests.training_helpers import TinyNet, loaders
+from tests.training_helpers import EpochLoader, TinyNet, loaders
 
 DEVICE = torch.device(__import__("os").environ.get("NBHELPERS_DEVICE", "cpu"))
 
@@ -114,7 +120,7 @@ RUN = textwrap.dedent("""
     import sys, torch
     sys.path.insert(0, {root!r})
     from tests.training_helpers import TinyNet, loaders, EpochLoader
-    from nbhelpers.training import fit_one_cycle
+    from nbhelpers.training.fit import fit_one_cycle
     torch.manual_seed(0)
     torch.set_num_threads(1)
     train, val = loaders()
@@ -140,6 +146,79 @@ def test_killed_run_resumes_from_last_checkpoint_and_matches_an_uninterrupted_ru
     assert all(torch.allclose(first[key], second[key], atol=1e-6) for key in first)
     history = load_checkpoint(tmp_path / "a" / "last.pt")["history"]
     assert [result["epoch"] for result in history] == [0, 1, 2, 3]
+
+
+class TinyConvNet(ImageClassificationBase):
+    """Convolution, batch norm and dropout: 4-D weights that channels-last converts, RNG that resume restores.
+
+    Dropout comes after ``Flatten`` as in the suite's models: on a 4-D channels-last activation it would
+    draw its mask in memory order, a different (equally random) mask than the contiguous run's.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                          torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                          torch.nn.Dropout(0.1), torch.nn.Linear(8 * 4 * 4, 2))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptingLoader(EpochLoader):
+    """Raise (instead of killing the process) at batch 5 of epoch 2."""
+
+    def __iter__(self):
+        for index, batch in enumerate(super().__iter__()):
+            if (self.epoch, index) == (2, 5):
+                raise Interrupted
+            yield batch
+
+
+def _conv_run(channels_last, epochs=4, checkpoint_dir=None, loader=EpochLoader):
+    torch.manual_seed(0)
+    train, val = loaders()
+    model = TinyConvNet()
+    history = fit_one_cycle(epochs, 0.01, model, loader(train), val, 1e-4, 0.5, checkpoint_dir=checkpoint_dir,
+                            metadata={"model": "tiny_conv"}, device=torch.device("cpu"), progress=False, verbose=False,
+                            channels_last=channels_last)
+    return model, history
+
+
+def _is_channels_last(tensor):
+    return tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
+
+
+def test_channels_last_matches_contiguous_and_its_checkpoints_resume(tmp_path):
+    converted, fast = _conv_run(True, checkpoint_dir=tmp_path / "straight")
+    plain, slow = _conv_run(False)
+    assert _is_channels_last(converted.layers[0].weight) and plain.layers[0].weight.is_contiguous()
+    for a, b in zip(fast, slow):
+        assert a["lrs"] == b["lrs"]
+        for key in ("train_loss", "val_loss", "val_acc"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
+    assert all(torch.allclose(p, q, atol=1e-4) for p, q in zip(converted.parameters(), plain.parameters()))
+    assert evaluate(converted, loaders()[1]) == pytest.approx(evaluate(plain, loaders()[1]), rel=1e-4, abs=1e-5)
+
+    # checkpoints of a channels-last model load into a fresh contiguous model, with the same predictions
+    fresh = TinyConvNet()
+    fresh.load_state_dict(load_checkpoint(tmp_path / "straight" / "last.pt")["model_state"])
+    assert fresh.layers[0].weight.is_contiguous()
+    images = loaders()[1].dataset.tensors[0]
+    assert torch.allclose(fresh.eval()(images), converted.eval()(images), atol=1e-5)
+
+    # interrupted in epoch 2, resumed from last.pt (epoch 1): the same weights as the straight run
+    with pytest.raises(Interrupted):
+        _conv_run(True, checkpoint_dir=tmp_path / "resumed", loader=InterruptingLoader)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 1
+    resumed, history = _conv_run(True, checkpoint_dir=tmp_path / "resumed")
+    assert [result["epoch"] for result in history] == [0, 1, 2, 3] and _is_channels_last(resumed.layers[0].weight)
+    assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(resumed.state_dict().values(), converted.state_dict().values()))
+    assert [r["train_loss"] for r in history] == pytest.approx([r["train_loss"] for r in fast], abs=1e-6)
 
 
 def test_classification_metrics_on_known_predictions():

@@ -2,8 +2,18 @@ import numpy as np
 import pytest
 import torch
 
-from nbhelpers.transforms import (IMAGENET_MEAN, PIPELINES, bcos_encode, build_pipeline, channel_stats, normalize,
-                                  random_crop_flip, random_flip, resize, to_float)
+from nbhelpers.data.transforms import (
+    IMAGENET_MEAN,
+    PIPELINES,
+    bcos_encode,
+    build_pipeline,
+    channel_stats,
+    normalize,
+    random_crop_flip,
+    random_flip,
+    resize,
+    to_float,
+)
 
 
 def batch(seed=0, count=6, size=12):

@@ -3,8 +3,8 @@ import zipfile
 
 import pytest
 
-from nbhelpers.datasets import build_manifest
-from nbhelpers.datasets.utkface import age_band, parse_utkface_name
+from nbhelpers.data.datasets import build_manifest
+from nbhelpers.data.datasets.utkface import age_band, parse_utkface_name
 
 
 @pytest.mark.parametrize("name, expected", [

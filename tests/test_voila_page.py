@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nbhelpers.profiles import profile_parameters
-from nbhelpers.web_page import VoilaServer, parameterized_copy
-from nbhelpers.wide_photos import example_uploads
+from nbhelpers.predict.web_page import VoilaServer, parameterized_copy
+from nbhelpers.predict.wide_photos import example_uploads
+from nbhelpers.training.profiles import profile_parameters
 from tests.conftest import NOTEBOOKS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -7,7 +7,7 @@ import os
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from nbhelpers.classification_base import ImageClassificationBase
+from nbhelpers.models.base import ImageClassificationBase
 
 
 class TinyNet(ImageClassificationBase):

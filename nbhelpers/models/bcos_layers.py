@@ -22,10 +22,13 @@ import torch.nn as nn
 import torch.nn.functional as functional
 from torch.nn.modules.utils import _pair
 
-from nbhelpers.models.bcos_functional import channel_squared_norm, square_cosine_scale, uncentred_batch_norm
+from nbhelpers.models.bcos_functional import (
+    channel_squared_norm,
+    square_cosine_scale,
+    uncentred_batch_norm,
+)
 
-__all__ = ["BcosConv2d", "BcosLinear", "BatchNormUncentred2d", "LogitLayer", "BcosHead", "explanation_mode",
-           "set_explanation_mode"]
+__all__ = ["BcosConv2d", "BcosLinear", "BatchNormUncentred2d", "LogitLayer", "BcosHead", "explanation_mode"]
 
 _Size = int | tuple[int, int]
 _EPSILON = 1e-6  # added to squared patch norms and to |cos| for B != 2, as B-cos-v2 does
@@ -205,13 +208,6 @@ class BcosHead(nn.Sequential):
         super().__init__()
         self.linear = BcosLinear(in_features, num_classes, b=b, max_out=max_out)
         self.logit_layer = LogitLayer(logit_temperature, logit_bias)
-
-
-def set_explanation_mode(module: nn.Module, active: bool) -> None:
-    """Switch explanation mode (detached dynamic factors) on or off in every B-cos layer of ``module``."""
-    for layer in module.modules():
-        if hasattr(layer, "detach_dynamic"):
-            layer.detach_dynamic = active
 
 
 @contextmanager

@@ -7,7 +7,7 @@ Transformers", TPAMI 2024 (B-cos-v2).
 As B-cos-v2's ImageNet ResNets: ``BcosConv2d`` (B=2, no MaxOut), bias-free uncentred batch norm,
 identity activations, binary cross-entropy on one-hot targets and a fixed logit bias
 ``-log(num_classes - 1)`` (0 for two classes), no temperature. The input is the 6-channel encoding
-``[r, g, b, 1-r, 1-g, 1-b]`` of images in 0..1 (``nbhelpers.transforms.bcos_encode``, the ``bcos``
+``[r, g, b, 1-r, 1-g, 1-b]`` of images in 0..1 (``nbhelpers.data.transforms.bcos_encode``, the ``bcos``
 pipeline). The head is a ``BcosLinear`` applied after global average pooling (B-cos-v2 applies a 1x1
 B-cos convolution before pooling); both keep the model dynamic linear, so explanations are exact.
 """
@@ -23,9 +23,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as functional
 
-from nbhelpers.models.bcos_layers import BatchNormUncentred2d, BcosConv2d, BcosHead, explanation_mode
+from nbhelpers.data.transforms import bcos_encode
+from nbhelpers.models.bcos_layers import (
+    BatchNormUncentred2d,
+    BcosConv2d,
+    BcosHead,
+    explanation_mode,
+)
+from nbhelpers.models.factories import resnet_stages
+from nbhelpers.models.registry import ModelConfig, register_model
 from nbhelpers.models.resnet import BasicBlock, Bottleneck, ResNet
-from nbhelpers.transforms import bcos_encode
 
 __all__ = ["BcosResNet", "bcos_resnet18"]
 
@@ -80,6 +87,8 @@ class BcosResNet(ResNet):
         return explanation_mode(self)
 
 
+@register_model("bcos_resnet18", ModelConfig("bcos", 64, "fc.", resnet_stages,
+                                             description="B-cos ResNet-18, 6-channel B-cos encoding"))
 def bcos_resnet18(num_classes: int = 2, small_input: bool = False, width: int = 64, b: float = 2.0,
                   pretrained: bool | str = False, **kwargs) -> BcosResNet:
     """B-cos ResNet-18 from scratch (``max_out``, ``logit_bias``, ``logit_temperature`` pass through)."""

@@ -14,15 +14,16 @@ right); with symmetric padding the ImageNet logits drift by up to about 3 and ma
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
-
 import math
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as functional
 
-from nbhelpers.classification_base import ImageClassificationBase
+from nbhelpers.models.base import ImageClassificationBase
+from nbhelpers.models.pretrained import load_backbone
+from nbhelpers.models.registry import ModelConfig, register_model
 
 __all__ = ["EfficientNetLite0", "efficientnet_lite0", "lite0_weights_path"]
 
@@ -155,26 +156,15 @@ def lite0_weights_path() -> Path:
     return path
 
 
-def load_backbone_weights(model: EfficientNetLite0, path: Path) -> None:
-    """Copy every tensor of the state dict at ``path`` except the ``_fc`` head into ``model``."""
-    try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as error:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"cannot read EfficientNet-Lite0 weights from {path}: {error}") from error
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict (found {type(state).__name__})")
-    backbone = {key: value for key, value in state.items() if not key.startswith(HEAD_PREFIX)}
-    expected = {key: value for key, value in model.state_dict().items() if not key.startswith(HEAD_PREFIX)}
-    missing = sorted(set(expected) - set(backbone))
-    unexpected = sorted(set(backbone) - set(expected))
-    mismatched = sorted(key for key in set(expected) & set(backbone) if expected[key].shape != backbone[key].shape)
-    if missing or unexpected or mismatched:
-        raise ValueError(f"{path} does not match EfficientNet-Lite0: missing {missing[:5]} ({len(missing)}), "
-                         f"unexpected {unexpected[:5]} ({len(unexpected)}), "
-                         f"shape mismatch {mismatched[:5]} ({len(mismatched)})")
-    model.load_state_dict(backbone, strict=False)
+def _cam_layers(model: EfficientNetLite0) -> list[nn.Module]:
+    # the last block at stride 16 (end of the 112-channel stage), then the head's batch norm at stride 32;
+    # the ReLU6 after ``_bn1`` runs in place, so the recorded map is the activated 1280-channel head map
+    last_stride_16 = sum(repeats for *_, repeats in STAGES[:5]) - 1
+    return [model._blocks[last_stride_16], model._bn1]
 
 
+@register_model("efficientnet_lite0", ModelConfig("finetune", 96, HEAD_PREFIX, _cam_layers, pretrained="imagenet",
+                                                  description="EfficientNet-Lite0, ImageNet normalisation"))
 def efficientnet_lite0(num_classes: int = 2, pretrained: bool | str | Path = False,
                        **kwargs) -> EfficientNetLite0:
     """EfficientNet-Lite0 with a new ``num_classes`` head.
@@ -185,12 +175,9 @@ def efficientnet_lite0(num_classes: int = 2, pretrained: bool | str | Path = Fal
     """
     model = EfficientNetLite0(num_classes=num_classes, **kwargs)
     if pretrained is True:
-        load_backbone_weights(model, lite0_weights_path())
+        load_backbone(model, lite0_weights_path(), HEAD_PREFIX)
         model.pretrained_source = IMAGENET_SOURCE
     elif pretrained:
-        path = Path(pretrained)
-        if not path.is_file():
-            raise FileNotFoundError(f"EfficientNet-Lite0 weights file {path} does not exist")
-        load_backbone_weights(model, path)
-        model.pretrained_source = str(path)
+        load_backbone(model, pretrained, HEAD_PREFIX)
+        model.pretrained_source = str(pretrained)
     return model

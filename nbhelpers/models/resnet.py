@@ -13,7 +13,7 @@ from typing import Callable, Type
 import torch
 import torch.nn as nn
 
-from nbhelpers.classification_base import ImageClassificationBase
+from nbhelpers.models.base import ImageClassificationBase
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "LayerFactory"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from nbhelpers.classification_base import ImageClassificationBase
+from nbhelpers.models.base import ImageClassificationBase
 
 __all__ = ["SimpleCNN", "ResNet9", "conv_block"]
 

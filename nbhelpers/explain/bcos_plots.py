@@ -1,0 +1,74 @@
+"""Figures and checks for B-cos explanations of a trained run (notebook 05).
+
+The explanations follow Böhle, Fritz, Schiele, "B-cos Networks: Alignment is All We Need for
+Interpretability" (CVPR 2022) and "B-cos Alignment for Inherently Interpretable CNNs and Vision
+Transformers" (TPAMI 2024): the colour explanation shows the dynamic linear weights W(x) where they
+contribute positively; the contribution map (W(x) * x summed over channels) sums exactly to the logit
+minus the logit bias, which ``completeness_table`` checks on real faces.
+"""
+
+from __future__ import annotations
+
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from nbhelpers.data.loaders import CLASSES
+from nbhelpers.training.result import TrainedModel
+from nbhelpers.explain.bcos import BcosExplanation, explain
+
+__all__ = ["explain_split", "show_bcos_explanations", "completeness_table"]
+
+
+def explain_split(trained: TrainedModel, split: str = "test", count: int = 8, seed: int = 0,
+                  target: str | int = "predicted") -> tuple[np.ndarray, np.ndarray, BcosExplanation]:
+    """Explain ``count`` faces drawn (seeded) from ``split`` of a ``run_training`` result of a B-cos model.
+
+    Returns the uint8 faces (N, H, W, 3), their labels and the ``BcosExplanation``.
+    """
+    if trained.metadata["pipeline"] != "bcos":
+        raise ValueError(f"run of {trained.name!r} does not use the B-cos input encoding")
+    predictions = trained.predictions[split]
+    rows = predictions.rows
+    pick = np.sort(np.random.default_rng(seed).choice(len(rows), size=min(count, len(rows)), replace=False))
+    faces = np.asarray(trained.cache.images[rows[pick]])
+    model = trained.model.eval()
+    return faces, predictions.labels[pick], explain(model, trained.preprocess(faces), target)
+
+
+def _symmetric(values: np.ndarray) -> float:
+    return float(np.abs(values).max()) or 1.0
+
+
+def show_bcos_explanations(faces: np.ndarray, labels: np.ndarray, explanation: BcosExplanation,
+                           classes: tuple[str, ...] = CLASSES) -> plt.Figure:
+    """Three rows per face: the face (title: prediction, probability, truth), the colour explanation, the contributions."""
+    count = len(faces)
+    figure, axes = plt.subplots(3, count, figsize=(1.6 * count, 5.2), squeeze=False)
+    colour = explanation.colour.cpu().numpy()
+    contributions = explanation.contributions.cpu().numpy()
+    for column in range(count):
+        predicted, target = int(explanation.predicted[column]), int(explanation.targets[column])
+        probability = float(explanation.probabilities[column, predicted])
+        truth = "" if predicted == labels[column] else f"\n(true {classes[labels[column]]})"
+        axes[0, column].imshow(faces[column])
+        axes[0, column].set_title(f"{classes[predicted]} {probability:.2f}{truth}", fontsize=8)
+        axes[1, column].imshow(np.ones_like(faces[column], dtype=float))
+        axes[1, column].imshow(colour[column])
+        axes[1, column].set_title(f"why {classes[target]}", fontsize=8)
+        limit = _symmetric(contributions[column])
+        axes[2, column].imshow(contributions[column], cmap="bwr", vmin=-limit, vmax=limit)
+    for axis in axes.ravel():
+        axis.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def completeness_table(explanation: BcosExplanation, model: torch.nn.Module) -> pd.DataFrame:
+    """Per face: the explained logit, the sum of its contribution map plus the logit bias, and the gap."""
+    bias = float(getattr(model, "logit_bias", 0.0) or 0.0)
+    totals = explanation.contributions.flatten(1).sum(1).double().cpu().numpy() + bias
+    logits = explanation.target_logits.double().cpu().numpy()
+    return pd.DataFrame({"logit": logits, "contributions + bias": totals, "absolute gap": np.abs(logits - totals)})

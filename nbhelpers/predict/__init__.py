@@ -1,0 +1,15 @@
+"""Prediction on any photo: face detection and alignment, the predictor and its command line
+(``python -m nbhelpers.predict``), the upload widget, the Voila web page and the wide-photo check.
+
+Every name below is importable from this package; it is imported from its module on first use.
+"""
+
+from nbhelpers.utils.lazy import lazy_exports
+
+__getattr__, __all__ = lazy_exports(__name__, """
+    faces: DetectedFace FaceDetector centre_crop landmark_model_path CHIP_SIZE CHIP_PADDING
+    predictor: Predictor IMAGE_SUFFIXES MIN_IMAGE_SIDE expand_inputs record_to_json
+    upload_app: image_data_uri record_html predict_uploads UploadApp
+    web_page: parameterized_copy free_port VoilaServer
+    wide_photos: wide_photo example_uploads wide_photo_accuracy
+""")

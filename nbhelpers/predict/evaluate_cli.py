@@ -1,0 +1,97 @@
+"""The command line of the real-photo evaluation (``python -m nbhelpers.evaluate``).
+
+    python -m nbhelpers.evaluate --checkpoint data/checkpoints/<run>/model.pt \\
+        --labels ../shared/data/fairface-dev/labels.csv ../shared/data/fairface-dev --output reports/real_photos
+
+Prints the headline figures, the per-group table and the risk-coverage table; with ``--output`` also
+writes ``photos.csv`` (one row per photo), ``groups.csv``, ``coverage.csv`` and ``summary.json``
+there (atomically). Exit code 0, or 2 for an unusable checkpoint or labels file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from nbhelpers.predict.evaluation import accuracy_table, evaluate_photos, evaluation_summary, read_labels, risk_coverage
+from nbhelpers.training.checkpoint import CheckpointError
+from nbhelpers.utils.atomic import atomic_write_csv, atomic_write_json
+
+__all__ = ["build_parser", "main", "evaluate_and_write", "evaluate_labelled_folder", "LABELS_NAME"]
+
+LABELS_NAME = "labels.csv"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The evaluation command's arguments."""
+    parser = argparse.ArgumentParser(prog="python -m nbhelpers.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("photos", help="folder holding the labelled photos")
+    parser.add_argument("--checkpoint", required=True, help="model checkpoint (model.pt of a trained run)")
+    parser.add_argument("--labels", required=True, help="CSV with file, gender (female|male) and group columns")
+    parser.add_argument("--output", default="", help="folder for photos.csv, groups.csv, coverage.csv, summary.json")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    parser.add_argument("--no-peer", action="store_true", help="skip the dlib-models peer")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    return parser
+
+
+def evaluate_and_write(predictor, labels: pd.DataFrame, photos: str | Path, output: str | Path | None,
+                       bootstrap: int = 1000, peer=None, seed: int = 0, progress: bool = True) -> dict:
+    """Evaluate, write the files when ``output`` is given, and return ``{"photos", "groups", "coverage", "summary"}``."""
+    frame = evaluate_photos(predictor, labels, photos, peer, progress)
+    groups, coverage = accuracy_table(frame, bootstrap, seed), risk_coverage(frame)
+    summary = evaluation_summary(frame, groups, coverage, predictor.uncertain_below)
+    if output:
+        output = Path(output)
+        output.mkdir(parents=True, exist_ok=True)
+        for name, table in (("photos", frame), ("groups", groups), ("coverage", coverage)):
+            atomic_write_csv(output / f"{name}.csv", table)
+        atomic_write_json(output / "summary.json", summary)
+    return {"photos": frame, "groups": groups, "coverage": coverage, "summary": summary}
+
+
+def evaluate_labelled_folder(predictor, folder: str | Path, output: str | Path | None, bootstrap: int = 1000,
+                             seed: int = 0, peer: bool = True, progress: bool = True) -> dict | None:
+    """``evaluate_and_write`` on ``folder`` and its ``labels.csv``, with the peer; None (and a warning naming
+    what is missing) when the folder or its labels are absent, so a notebook can go on without them."""
+    folder = Path(folder)
+    if not (folder / LABELS_NAME).is_file():
+        warnings.warn(f"{folder / LABELS_NAME}: no labelled photos there; the real-photo evaluation is skipped",
+                      stacklevel=2)
+        return None
+    from nbhelpers.models.peer import PeerGenderClassifier
+
+    return evaluate_and_write(predictor, read_labels(folder / LABELS_NAME), folder, output, bootstrap,
+                              PeerGenderClassifier() if peer else None, seed, progress)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the evaluation; print the summary and tables; return the exit code."""
+    from nbhelpers.predict.predictor import Predictor
+
+    arguments = build_parser().parse_args(argv)
+    try:
+        labels = read_labels(arguments.labels)
+        predictor = Predictor(arguments.checkpoint, arguments.device)
+    except (CheckpointError, ValueError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    peer = None
+    if not arguments.no_peer:
+        from nbhelpers.models.peer import PeerGenderClassifier
+
+        peer = PeerGenderClassifier()
+    result = evaluate_and_write(predictor, labels, arguments.photos, arguments.output, arguments.bootstrap, peer,
+                                arguments.seed)
+    print(json.dumps(result["summary"], indent=2))
+    with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
+        print(result["groups"].to_string(index=False))
+        print(result["coverage"].to_string(index=False))
+    return 0

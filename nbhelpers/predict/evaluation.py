@@ -1,0 +1,148 @@
+"""Evaluation of the whole prediction path on labelled photos: decode, detect, align, classify.
+
+    python -m nbhelpers.evaluate --checkpoint data/checkpoints/<run>/model.pt \\
+        --labels ../shared/data/fairface-dev/labels.csv ../shared/data/fairface-dev
+
+``labels.csv`` has a ``file`` column (relative to the photo folder), ``gender`` (female|male) and any
+number of group columns (e.g. ``age_group``), each reported per group. Every photo goes through
+``Predictor`` exactly as an upload does; when several faces are found, the one reported is the face
+nearest the image centre (labelled photos centre their person). The dlib-models peer classifies the
+same aligned faces. Results: accuracy overall, per class and per group with 95% percentile-bootstrap
+intervals (``nbhelpers.fairness.bias.group_table``), the detection rate, and a risk-coverage table (the
+accuracy on the photos whose confidence reaches each threshold). Evaluation data only: nothing here
+trains or fits a threshold on it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from nbhelpers.data.manifest import GENDERS
+from nbhelpers.fairness.bias import group_table
+
+__all__ = ["labelled_uploads", "read_labels", "central_face", "evaluate_photos", "accuracy_table", "risk_coverage", "evaluation_summary",
+           "COVERAGE_THRESHOLDS"]
+
+COVERAGE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def read_labels(path: str | Path) -> pd.DataFrame:
+    """The labels file: ``file``, ``gender`` (female|male) and group columns; errors name the file and row."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a readable labels CSV ({type(error).__name__}: {error})") from None
+    missing = {"file", "gender"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; it has {list(frame.columns)}")
+    frame["gender"] = frame["gender"].str.strip().str.lower()
+    bad = frame.index[~frame["gender"].isin(GENDERS)]
+    if len(bad):
+        raise ValueError(f"{path}: row {bad[0] + 2}: gender {frame.loc[bad[0], 'gender']!r} is not one of {list(GENDERS)}")
+    return frame
+
+
+def central_face(faces: Sequence[dict[str, Any]], image_size: Sequence[int]) -> int:
+    """Index of the face whose box centre is nearest the image centre (the larger one on a tie)."""
+    width, height = image_size
+    def distance(face: dict[str, Any]) -> tuple[float, float]:
+        left, top, right, bottom = face["box"]
+        centre = ((left + right) / 2 - width / 2) ** 2 + ((top + bottom) / 2 - height / 2) ** 2
+        return centre, -(right - left) * (bottom - top)
+    return min(range(len(faces)), key=lambda index: distance(faces[index]))
+
+
+def _photo_row(record: dict[str, Any], classes: Sequence[str]) -> dict[str, Any]:
+    if "error" in record:
+        return {"error": record["error"]}
+    faces = record["faces"]
+    face = faces[central_face(faces, record["image_size"])]
+    probabilities = [face["probabilities"][name] for name in classes]
+    return {"detected": bool(record["face_detected"]), "faces": len(faces), "detector": face["detector"],
+            "label": face["label"], "predicted": face["predicted"], "p_female": probabilities[0], "p_male": probabilities[1],
+            "confidence": max(probabilities), "chip": face["chip"], "error": ""}
+
+
+def evaluate_photos(predictor: Any, labels: pd.DataFrame, photos_dir: str | Path, peer: Any = None,
+                    progress: bool = True) -> pd.DataFrame:
+    """One row per labelled photo: the labels, detection, the central face's prediction and the peer's."""
+    paths = [Path(photos_dir) / name for name in labels["file"]]
+    records = predictor.predict_paths(paths, progress=progress, keep_chips=True)
+    rows = pd.DataFrame([_photo_row(record, predictor.classes) for record in records])
+    frame = pd.concat([labels.reset_index(drop=True), rows], axis=1)
+    read = frame["error"] == ""
+    frame["correct"] = read & (frame["predicted"] == frame["gender"])
+    if peer is not None and read.any():
+        peer_probabilities = peer.predict_proba(np.stack(frame.loc[read, "chip"].to_list()))
+        frame.loc[read, "peer_p_male"] = peer_probabilities[:, 1]
+        frame.loc[read, "peer_correct"] = (np.asarray(GENDERS)[peer_probabilities.argmax(1)] == frame.loc[read, "gender"])
+    return frame.drop(columns="chip")
+
+
+def _probabilities(frame: pd.DataFrame, column: str) -> np.ndarray:
+    male = frame[column].to_numpy(dtype=float)
+    return np.stack([1 - male, male], axis=1)
+
+
+def accuracy_table(frame: pd.DataFrame, bootstrap: int = 1000, seed: int = 0, min_count: int = 30) -> pd.DataFrame:
+    """Accuracy, female and male recall per group (all photos, then each label column), model and peer."""
+    read = frame[frame["error"] == ""].assign(all="all photos")
+    groupings = ["all", *[column for column in read.columns if column not in _NOT_GROUPS]]
+    tables = [group_table(read, _probabilities(read, "p_male"), groupings, min_count, bootstrap, seed).assign(model="ours")]
+    if "peer_p_male" in read:
+        tables.append(group_table(read, _probabilities(read, "peer_p_male"), groupings, min_count, bootstrap,
+                                  seed).assign(model="dlib peer"))
+    columns = ["model", "grouping", "group", "count", "accuracy", "accuracy_low", "accuracy_high", "female_recall",
+               "male_recall", "small"]
+    return pd.concat(tables, ignore_index=True)[columns]
+
+
+_NOT_GROUPS = {"file", "gender", "detected", "faces", "detector", "label", "predicted", "p_female", "p_male", "confidence",
+               "error", "correct", "peer_p_male", "peer_correct", "all"}
+
+
+def risk_coverage(frame: pd.DataFrame, thresholds: Sequence[float] = COVERAGE_THRESHOLDS) -> pd.DataFrame:
+    """For each confidence threshold: the share of photos answered (coverage) and the accuracy on them."""
+    read = frame[frame["error"] == ""]
+    rows = []
+    for threshold in sorted(set(thresholds)):
+        kept = read[read["confidence"] >= threshold]
+        rows.append({"threshold": threshold, "coverage": len(kept) / max(len(read), 1), "answered": len(kept),
+                     "accuracy": kept["correct"].mean() if len(kept) else np.nan,
+                     "female_recall": kept.loc[kept["gender"] == "female", "correct"].mean(),
+                     "male_recall": kept.loc[kept["gender"] == "male", "correct"].mean()})
+    return pd.DataFrame(rows)
+
+
+def evaluation_summary(frame: pd.DataFrame, table: pd.DataFrame, coverage: pd.DataFrame,
+                       uncertain_below: float | None = None) -> dict[str, Any]:
+    """The headline figures: counts, detection rate, accuracy with interval, per-class recall, peer, abstention."""
+    overall = table[(table["grouping"] == "all")].set_index("model")
+    read = frame[frame["error"] == ""]
+    summary = {"photos": int(len(frame)), "unreadable": int((frame["error"] != "").sum()),
+               "detection_rate": float(read["detected"].mean()) if len(read) else float("nan"),
+               "several_faces": int((read["faces"] > 1).sum())}
+    for model, row in overall.iterrows():
+        key = "ours" if model == "ours" else "peer"
+        summary.update({f"{key}_accuracy": row["accuracy"], f"{key}_accuracy_low": row["accuracy_low"],
+                        f"{key}_accuracy_high": row["accuracy_high"], f"{key}_female_recall": row["female_recall"],
+                        f"{key}_male_recall": row["male_recall"]})
+    if uncertain_below is not None:
+        kept = read[read["confidence"] >= uncertain_below]
+        summary.update({"uncertain_below": uncertain_below, "coverage": len(kept) / max(len(read), 1),
+                        "accuracy_when_answered": float(kept["correct"].mean()) if len(kept) else float("nan")})
+    return {key: (float(value) if isinstance(value, (np.floating, float)) else value) for key, value in summary.items()}
+
+
+def labelled_uploads(folder: str | Path, count: int, labels_name: str = "labels.csv") -> list[tuple[str, bytes]]:
+    """The first ``count`` photos of a labelled folder as ``(name, bytes)`` uploads (empty when it is absent)."""
+    labels = Path(folder) / labels_name
+    if not labels.is_file():
+        return []
+    names = read_labels(labels)["file"].head(count)
+    return [(name, (Path(folder) / name).read_bytes()) for name in names]

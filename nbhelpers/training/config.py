@@ -1,0 +1,88 @@
+"""``TrainConfig``: everything one training run needs, with a help text per field for the command line.
+
+Fields left empty take the model's registered configuration (``nbhelpers.models.model_config``):
+``pipeline=""`` the model's input pipeline and normalisation, ``image_size=0`` its default input size.
+``resolve_config`` fills them in; ``run_directory`` names a run's checkpoint folder after the resolved
+settings, so the notebooks and the command line reach the same folder for the same settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nbhelpers.models import model_config
+
+__all__ = ["TrainConfig", "OPTIMIZERS", "resolve_config", "run_directory", "set_seed"]
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+def _help(text: str, default: Any) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; every field has a command-line flag of the same name.
+
+    ``balance`` names a grouping of manifest columns (``"race"``, ``"gender x age_band"``): training then
+    samples faces group-balanced (``group_balanced_weights``), the mitigation experiment of the bias study.
+    """
+
+    model: str = _help("registered model name (nbhelpers.models.list_models())", "resnet9")
+    dataset: str = _help("dataset whose manifest is read: utkface, celeba, fairface or folder", "utkface")
+    data_dir: str = _help("folder holding manifests/ and cache/", "data")
+    image_size: int = _help("input size in px (0: the model's registered default)", 0)
+    pipeline: str = _help("input pipeline pad_crop_flip, finetune or bcos ('': the model's own)", "")
+    epochs: int = _help("training epochs (one-cycle schedule over all of them)", 4)
+    batch_size: int = _help("batch size per process", 128)
+    max_lr: float = _help("peak learning rate of the one-cycle schedule", 0.01)
+    weight_decay: float = _help("optimizer weight decay", 1e-4)
+    grad_clip: float = _help("clip gradients to this absolute value (0: off)", 0.1)
+    optimizer: str = _help(f"optimizer: {', '.join(OPTIMIZERS)}", "adam")
+    label_smoothing: float = _help("label smoothing of the cross-entropy loss (B-cos models use their own loss)", 0.0)
+    patience: int = _help("early-stopping patience in epochs (0: no early stopping)", 0)
+    seed: int = _help("seed of initialisation, shuffling and augmentation", 0)
+    pretrained: str = _help("'imagenet', a local weights file, or '' for random initialisation", "")
+    width: int = _help("channels of the first stage (0: the architecture's default)", 0)
+    train_limit: int = _help("use only this many training images (0: all)", 0)
+    flip_tta: bool = _help("average predictions with the mirrored image at evaluation (true/false)", True)
+    balance: str = _help("group-balanced sampling over these manifest columns, e.g. 'gender x age_band'", "")
+    checkpoint_dir: str = _help("where run folders and the run index go ('': no checkpoints)", "")
+    device: str = _help("cpu, cuda or mps ('': best available)", "")
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """``config`` with an empty ``pipeline`` and a zero ``image_size`` taken from the model's registration."""
+    registered = model_config(config.model)
+    return replace(config, pipeline=config.pipeline or registered.pipeline,
+                   image_size=config.image_size or registered.input_size)
+
+
+def run_directory(config: TrainConfig) -> Path | None:
+    """``<checkpoint_dir>/<model>-<hash of the resolved settings>``: a changed setting never resumes another run."""
+    if not config.checkpoint_dir:
+        return None
+    settings = {key: value for key, value in asdict(resolve_config(config)).items()
+                if key not in {"checkpoint_dir", "device"}}
+    for added in ("balance", "label_smoothing"):
+        if not settings[added]:
+            del settings[added]  # runs without it keep the names they had before the field existed
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return Path(config.checkpoint_dir) / f"{config.model}-{digest}"
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,131 @@
+"""One training entry point for notebooks, batch jobs (``python -m nbhelpers.train``) and ``torchrun``.
+
+``run_training(TrainConfig(...))`` resolves the model's registered pipeline and input size, reads the
+manifest, builds (or reuses) the cache, trains with ``fit_one_cycle``, evaluates on val and test, saves
+the evaluated weights as ``model.pt`` in the run folder and records the run in the run index
+(``nbhelpers.training.runs``). Under ``torchrun`` it joins the process group (NCCL on GPUs, gloo on CPU),
+shards batches like a DistributedSampler and reduces the metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as distributed
+
+from nbhelpers.data.cache import ImageCache, build_cache
+from nbhelpers.data.groups import GROUPING_SEPARATOR, group_balanced_weights
+from nbhelpers.data.loaders import CLASSES, CachedBatchLoader
+from nbhelpers.data.manifest import manifest_path, read_manifest
+from nbhelpers.data.transforms import build_pipeline, pipeline_statistics
+from nbhelpers.models import create_model
+from nbhelpers.training.abstention import abstention_threshold
+from nbhelpers.training.checkpoint import save_checkpoint
+from nbhelpers.training.config import OPTIMIZERS, TrainConfig, resolve_config, run_directory, set_seed
+from nbhelpers.training.evaluation import classification_metrics, predict_probabilities
+from nbhelpers.training.fit import EarlyStopping, fit_one_cycle, is_main_process
+from nbhelpers.training.result import SplitPredictions, TrainedModel
+from nbhelpers.training.runs import record_run
+from nbhelpers.utils.device import get_default_device
+from nbhelpers.utils.registry import lookup
+
+__all__ = ["run_training", "MODEL_FILE"]
+
+MODEL_FILE = "model.pt"  # the evaluated weights of a run, without optimizer state
+
+
+def _balance_weights(cache: ImageCache, config: TrainConfig) -> np.ndarray | None:
+    if not config.balance:
+        return None
+    columns = [column.strip() for column in config.balance.split(GROUPING_SEPARATOR)]
+    frame = cache.frame
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise KeyError(f"balance={config.balance!r}: the {config.dataset} manifest has no column(s) {missing}; "
+                       f"it has {list(frame.columns)}")
+    rows = cache.split_indices("train")[:config.train_limit or None]
+    return group_balanced_weights(frame.iloc[rows].reset_index(drop=True), tuple(columns))
+
+
+def _distributed_setup() -> tuple[int, int]:
+    if "RANK" in os.environ and not distributed.is_initialized():
+        distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    if distributed.is_initialized():
+        return distributed.get_rank(), distributed.get_world_size()
+    return 0, 1
+
+
+def _model_kwargs(config: TrainConfig) -> dict[str, Any]:
+    kwargs = dict(config.model_kwargs)
+    if config.pretrained:
+        kwargs["pretrained"] = True if config.pretrained == "imagenet" else config.pretrained
+    if config.width:
+        kwargs["width"] = config.width
+    return kwargs
+
+
+def _evaluate_splits(trained: TrainedModel, cache: ImageCache, transform: Any, config: TrainConfig,
+                     device: torch.device, progress: bool) -> None:
+    """Metrics and predictions of val and test; the abstention threshold from val (``uncertain_below``)."""
+    for split in ("val", "test"):
+        loader = CachedBatchLoader(cache, split, 2 * config.batch_size, transform=transform)
+        probabilities, labels = predict_probabilities(trained.model, loader, device, config.flip_tta, progress)
+        trained.metrics[split] = classification_metrics(labels, probabilities)
+        trained.predictions[split] = SplitPredictions(probabilities, labels, np.asarray(loader.rows))
+    val = trained.predictions["val"]
+    if len(val.labels):
+        trained.metadata["uncertain_below"] = abstention_threshold(val.probabilities, val.labels)
+
+
+def _save_and_record(trained: TrainedModel, config: TrainConfig) -> None:
+    """Write the evaluated weights to ``model.pt`` and record the run in the index (rank 0 only)."""
+    folder = run_directory(config)
+    if folder is None or not is_main_process():
+        return
+    trained.checkpoint, trained.run_id = folder / MODEL_FILE, folder.name
+    save_checkpoint(trained.checkpoint, {"model_state": trained.model.state_dict(), "metadata": trained.metadata,
+                                         "metrics": trained.metrics, "history": trained.history})
+    record_run(config.checkpoint_dir, trained, asdict(config))
+
+
+def run_training(config: TrainConfig, progress: bool = True) -> TrainedModel:
+    """Train and evaluate one model; return it with history, val/test metrics and predictions."""
+    start = time.perf_counter()
+    config = resolve_config(config)
+    rank, world_size = _distributed_setup()
+    set_seed(config.seed)
+    device = get_default_device(config.device or None)
+    if device.type == "cuda" and world_size > 1:
+        device = torch.device("cuda", torch.cuda.current_device())
+    frame = read_manifest(manifest_path(config.dataset, config.data_dir))
+    cache = build_cache(frame, config.dataset, config.image_size, Path(config.data_dir) / "cache")
+    mean, std = pipeline_statistics(config.pipeline, cache.images, cache.split_indices("train"))
+    train_dl = CachedBatchLoader(cache, "train", config.batch_size, shuffle=True, seed=config.seed, rank=rank,
+                                 transform=build_pipeline(config.pipeline, True, mean, std), world_size=world_size,
+                                 limit=config.train_limit or None, weights=_balance_weights(cache, config))
+    eval_transform = build_pipeline(config.pipeline, False, mean, std)
+    val_dl = CachedBatchLoader(cache, "val", 2 * config.batch_size, transform=eval_transform, rank=rank, world_size=world_size)
+    model = create_model(config.model, num_classes=len(CLASSES), **_model_kwargs(config))
+    model.label_smoothing = config.label_smoothing
+    metadata = {"model": config.model, "model_kwargs": model.model_kwargs, "classes": list(CLASSES),
+                "input_size": config.image_size, "pipeline": config.pipeline, "mean": mean, "std": std,
+                "pretrained_source": getattr(model, "pretrained_source", None), "dataset": config.dataset,
+                "config": asdict(config)}
+    history = fit_one_cycle(config.epochs, config.max_lr, model, train_dl, val_dl, config.weight_decay,
+                            config.grad_clip or None, lookup(OPTIMIZERS, "optimizer", config.optimizer),
+                            early_stopping=EarlyStopping(patience=config.patience) if config.patience else None,
+                            checkpoint_dir=run_directory(config), metadata=metadata, device=device,
+                            progress=progress and is_main_process(), verbose=is_main_process())
+    trained = TrainedModel(config.model, model, metadata, history=history, cache=cache)
+    _evaluate_splits(trained, cache, eval_transform, config, device, progress)
+    trained.seconds = time.perf_counter() - start
+    _save_and_record(trained, config)
+    return trained

@@ -1,0 +1,102 @@
+"""The run index: every finished ``run_training`` (notebook or command line) is recorded in
+``<checkpoint_dir>/runs.json``, where its checkpoints live; the analysis notebooks (06 explanations,
+07 bias, 08 predict) and the prediction path find runs there by model name or run id.
+
+Each entry names the run folder, the model, the variant (the ``balance`` grouping, '' for plain runs),
+the checkpoint whose weights were evaluated (``model.pt``), the input size and pipeline, and the val and
+test accuracy. Looking a model up returns its newest plain run. Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from nbhelpers.data.cache import build_cache
+from nbhelpers.data.loaders import labels_of
+from nbhelpers.data.manifest import manifest_path, read_manifest
+from nbhelpers.training.checkpoint import model_from_checkpoint
+from nbhelpers.training.result import TrainedModel
+from nbhelpers.utils.atomic import atomic_write_json
+from nbhelpers.utils.device import get_default_device
+
+__all__ = ["INDEX_NAME", "read_index", "record_run", "find_run", "trained_checkpoints", "load_run",
+           "load_trained_models", "split_faces"]
+
+INDEX_NAME = "runs.json"
+
+
+def read_index(checkpoint_dir: str | Path) -> list[dict[str, Any]]:
+    """The recorded runs, oldest first (empty when nothing was trained there yet)."""
+    path = Path(checkpoint_dir) / INDEX_NAME
+    if not path.is_file():
+        return []
+    try:
+        runs = json.loads(path.read_text())["runs"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a run index ({error}); delete it and train again to rebuild it") from None
+    return runs
+
+
+def record_run(checkpoint_dir: str | Path, trained: TrainedModel, config: dict[str, Any]) -> dict[str, Any]:
+    """Add (or replace, for the same run id) the entry of a finished run; return it."""
+    checkpoint_dir = Path(checkpoint_dir)
+    entry = {**trained.summary(), "run_id": trained.run_id, "model": trained.name, "variant": config.get("balance", ""),
+             "checkpoint": str(Path(trained.checkpoint).relative_to(checkpoint_dir)),
+             "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": config}
+    runs = [run for run in read_index(checkpoint_dir) if run["run_id"] != trained.run_id] + [entry]
+    atomic_write_json(checkpoint_dir / INDEX_NAME, {"runs": runs})
+    return entry
+
+
+def find_run(checkpoint_dir: str | Path, model: str | None = None, run_id: str | None = None,
+             variant: str = "", required: bool = True) -> dict[str, Any] | None:
+    """The entry of run ``run_id``, or the newest run of ``model`` with ``variant``, its checkpoint made
+    absolute; when there is none, an error naming the fix (or None if not ``required``)."""
+    runs = read_index(checkpoint_dir)
+    found = [run for run in runs if run["run_id"] == run_id] if run_id else \
+        [run for run in runs if run["model"] == model and run.get("variant", "") == variant]
+    if not found and not required:
+        return None
+    if not found:
+        wanted = f"run {run_id!r}" if run_id else f"{model!r} run" + (f" ({variant})" if variant else "")
+        raise FileNotFoundError(f"{Path(checkpoint_dir) / INDEX_NAME}: no {wanted} recorded (have "
+                                f"{sorted({run['model'] for run in runs})}); train it first (notebooks 03-05 or "
+                                f"python -m nbhelpers.train --model {model or '<name>'})")
+    return {**found[-1], "checkpoint": str(Path(checkpoint_dir) / found[-1]["checkpoint"])}
+
+
+def trained_checkpoints(checkpoint_dir: str | Path) -> dict[str, Path]:
+    """Model name -> checkpoint of its newest plain run."""
+    return {model: Path(find_run(checkpoint_dir, model)["checkpoint"])
+            for model in dict.fromkeys(run["model"] for run in read_index(checkpoint_dir) if not run.get("variant"))}
+
+
+def load_run(checkpoint: str | Path, device: str | torch.device | None = None, run_id: str = "") -> TrainedModel:
+    """A ``TrainedModel`` restored from a checkpoint file, on ``device``, in eval mode."""
+    device = get_default_device(str(device) if device else None)
+    model, metadata = model_from_checkpoint(checkpoint, map_location=device)
+    return TrainedModel(str(metadata["model"]), model.to(device).eval(), metadata, Path(checkpoint), run_id)
+
+
+def load_trained_models(checkpoint_dir: str | Path, names: Sequence[str],
+                        device: str | torch.device | None = None) -> list[TrainedModel]:
+    """The newest plain run of each named model; a missing run is a clear error naming the fix."""
+    entries = [find_run(checkpoint_dir, name) for name in names]
+    return [load_run(entry["checkpoint"], device, entry["run_id"]) for entry in entries]
+
+
+def split_faces(data_dir: str | Path, dataset: str, split: str, count: int, size: int,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` faces of ``split`` drawn with ``seed`` (all if ``count`` is 0): uint8 images, labels, manifest rows."""
+    frame = read_manifest(manifest_path(dataset, data_dir))
+    cache = build_cache(frame, dataset, size, Path(data_dir) / "cache")
+    rows = cache.split_indices(split)
+    if count and count < len(rows):
+        rows = np.sort(np.random.default_rng(seed).choice(rows, size=count, replace=False))
+    return np.asarray(cache.images[rows]), labels_of(cache, rows), rows

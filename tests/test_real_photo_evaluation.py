@@ -1,0 +1,114 @@
+"""The real-photo evaluation on constructed predictions with known answers, and the uncertain outcome."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nbhelpers.models import create_model
+from nbhelpers.predict.evaluation import (accuracy_table, central_face, evaluate_photos, evaluation_summary,
+                                          read_labels, risk_coverage)
+from nbhelpers.predict.predictor import UNCERTAIN, Predictor
+from nbhelpers.training.checkpoint import save_checkpoint
+from tests.conftest import ROOT
+
+
+class FakePredictor:
+    """Returns fixed probabilities of 'male' per file; two faces in 'b.jpg' (the central one is scored)."""
+
+    classes = ["female", "male"]
+    uncertain_below = 0.7
+
+    def __init__(self, male: dict[str, float]) -> None:
+        self.male = male
+
+    def predict_paths(self, paths, progress=True, keep_chips=False):
+        for path in paths:
+            if path.name == "broken.jpg":
+                yield {"path": str(path), "error": f"{path}: not an image file"}
+                continue
+            def face(p, box):
+                return {"box": box, "detector": "dlib", "chip": np.zeros((8, 8, 3), np.uint8),
+                        "probabilities": {"female": 1 - p, "male": p}, "predicted": "male" if p > 0.5 else "female",
+                        "label": "male" if p > 0.5 else "female"}
+            faces = [face(self.male[path.name], [40, 40, 60, 60])]
+            if path.name == "b.jpg":
+                faces.insert(0, face(1 - self.male[path.name], [0, 0, 30, 30]))  # larger, but off-centre
+            yield {"path": str(path), "image_size": [100, 100], "face_detected": path.name != "c.jpg", "faces": faces}
+
+
+def labels_file(tmp_path, rows):
+    path = tmp_path / "labels.csv"
+    pd.DataFrame(rows, columns=["file", "gender", "age_group"]).to_csv(path, index=False)
+    return path
+
+
+def test_photos_are_scored_on_the_central_face_with_groups_and_coverage(tmp_path):
+    labels = read_labels(labels_file(tmp_path, [("a.jpg", "male", "20-29"), ("b.jpg", "female", "20-29"),
+                                                ("c.jpg", "female", "3-9"), ("d.jpg", "Male", "3-9"),
+                                                ("broken.jpg", "male", "3-9")]))
+    predictor = FakePredictor({"a.jpg": 0.9, "b.jpg": 0.2, "c.jpg": 0.6, "d.jpg": 0.45})
+    frame = evaluate_photos(predictor, labels, tmp_path, progress=False)
+    assert frame["correct"].tolist() == [True, True, False, False, False]
+    assert frame.loc[1, "faces"] == 2 and frame.loc[1, "p_male"] == pytest.approx(0.2)  # the central face
+    table = accuracy_table(frame, bootstrap=50).set_index(["grouping", "group"])
+    assert table.loc[("all", "all photos"), "accuracy"] == 0.5 and table.loc[("all", "all photos"), "count"] == 4
+    assert table.loc[("age_group", "20-29"), "accuracy"] == 1.0 and table.loc[("age_group", "3-9"), "accuracy"] == 0.0
+    coverage = risk_coverage(frame, [0.5, 0.7]).set_index("threshold")
+    assert coverage.loc[0.7, "coverage"] == 0.5 and coverage.loc[0.7, "accuracy"] == 1.0  # a (0.9) and b (0.8) kept
+    summary = evaluation_summary(frame, accuracy_table(frame, bootstrap=50), coverage, 0.7)
+    assert summary["unreadable"] == 1 and summary["detection_rate"] == 0.75 and summary["several_faces"] == 1
+    assert summary["coverage"] == 0.5 and summary["accuracy_when_answered"] == 1.0 and summary["ours_accuracy"] == 0.5
+
+
+def test_labels_file_errors_name_the_file_and_row(tmp_path):
+    bad = labels_file(tmp_path, [("a.jpg", "male", "1"), ("b.jpg", "other", "2")])
+    with pytest.raises(ValueError, match=r"labels.csv: row 3: gender 'other'"):
+        read_labels(bad)
+    (tmp_path / "x.csv").write_text("name,sex\nq,male\n")
+    with pytest.raises(ValueError, match=r"x.csv: missing column\(s\) \['file', 'gender'\]"):
+        read_labels(tmp_path / "x.csv")
+
+
+def test_central_face_prefers_the_centre_then_size():
+    faces = [{"box": [0, 0, 50, 50]}, {"box": [45, 45, 55, 55]}, {"box": [40, 40, 60, 60]}]
+    assert central_face(faces, (100, 100)) == 2
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("simple_cnn")
+    metadata = {"model": "simple_cnn", "model_kwargs": model.model_kwargs, "classes": ["female", "male"],
+                "input_size": 32, "pipeline": "pad_crop_flip", "mean": [0.5] * 3, "std": [0.25] * 3,
+                "uncertain_below": 0.999}
+    return save_checkpoint(tmp_path / "model.pt", {"model_state": model.state_dict(), "metadata": metadata})
+
+
+def test_below_the_runs_threshold_the_answer_is_uncertain(checkpoint, make_image, single_thread):
+    photo = make_image("photo.jpg", seed=3, size=64)
+    record = next(Predictor(checkpoint, "cpu", detect=False).predict_paths([photo], progress=False))
+    face = record["faces"][0]
+    assert face["label"] == UNCERTAIN and face["uncertain"] and face["predicted"] in ("female", "male")
+    answered = next(Predictor(checkpoint, "cpu", detect=False, uncertain_below=0).predict_paths([photo], progress=False))
+    assert answered["faces"][0]["label"] == face["predicted"] and record["image_size"] == [64, 64]
+
+
+def test_evaluate_command_writes_its_tables(checkpoint, make_image, tmp_path):
+    for index, gender in enumerate(["female", "male", "female"]):
+        make_image(f"photos/{index}.jpg", seed=index, size=64)
+    labels = labels_file(tmp_path, [(f"{i}.jpg", g, "20-29") for i, g in enumerate(["female", "male", "female"])])
+    out = subprocess.run([sys.executable, "-m", "nbhelpers.evaluate", str(tmp_path / "photos"), "--checkpoint",
+                          str(checkpoint), "--labels", str(labels), "--output", str(tmp_path / "out"), "--bootstrap",
+                          "20", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["photos"] == 3 and summary["uncertain_below"] == 0.999 and "peer_accuracy" in summary
+    assert set(pd.read_csv(tmp_path / "out" / "groups.csv")["model"]) == {"ours", "dlib peer"}
+    missing = subprocess.run([sys.executable, "-m", "nbhelpers.evaluate", str(tmp_path), "--checkpoint", str(labels),
+                              "--labels", str(labels)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
