@@ -18,8 +18,6 @@ and padding on one core: the defaults (100 crops, 0.00 ... 0.70 by 0.05, refined
 from __future__ import annotations
 
 import argparse
-import io
-import tarfile
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from nbhelpers.data.datasets import default_utkface_path
+from nbhelpers.data.datasets.archive import sample_archive_images
 from nbhelpers.predict.faces import CHIP_PADDING, FaceDetector
 
 __all__ = ["read_archive_crops", "on_canvas", "grey_correlation", "sweep", "padding_grid", "main"]
@@ -34,22 +33,9 @@ __all__ = ["read_archive_crops", "on_canvas", "grey_correlation", "sweep", "padd
 
 def read_archive_crops(archive: str | Path, every: int, count: int) -> list[np.ndarray]:
     """``count`` crops: every ``every``-th .jpg of the archive (archive order), decoded in memory to uint8 RGB."""
-    if every < 1 or count < 1:
-        raise ValueError(f"--every and --faces must be at least 1, got {every} and {count}")
-    crops, index = [], 0
-    with tarfile.open(archive, "r:*") as tar:
-        for member in tar:
-            if not (member.isfile() and member.name.lower().endswith(".jpg")):
-                continue
-            if index % every == 0:
-                data = tar.extractfile(member).read()
-                crops.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8))
-                if len(crops) == count:
-                    break
-            index += 1
-    if not crops:
-        raise ValueError(f"{archive}: no .jpg files found")
-    return crops
+    if count < 1:
+        raise ValueError(f"--faces must be at least 1, got {count}")
+    return sample_archive_images(archive, every, count)
 
 
 def on_canvas(crop: np.ndarray, size: int, grey: int = 128) -> np.ndarray:

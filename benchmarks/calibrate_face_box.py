@@ -15,15 +15,13 @@ in steps of 0.005. About 20 ms per face on one core: the defaults (2,371 faces) 
 from __future__ import annotations
 
 import argparse
-import io
-import tarfile
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from nbhelpers.data.datasets import default_utkface_path
+from nbhelpers.data.datasets.archive import sample_archive_images
 from nbhelpers.explain.metrics import FACE_BOX, detect_face_boxes
 
 __all__ = ["read_archive_faces", "summarise_boxes", "main"]
@@ -36,22 +34,7 @@ def read_archive_faces(archive: str | Path, every: int, limit: int = 0) -> np.nd
 
     ``limit`` > 0 stops after that many faces. All UTKFace crops are 200 x 200, so they stack.
     """
-    if every < 1:
-        raise ValueError(f"--every must be at least 1, got {every}")
-    faces, index = [], 0
-    with tarfile.open(archive, "r:*") as tar:
-        for member in tar:
-            if not (member.isfile() and member.name.lower().endswith(".jpg")):
-                continue
-            if index % every == 0:
-                data = tar.extractfile(member).read()
-                faces.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8))
-                if len(faces) == limit:
-                    break
-            index += 1
-    if not faces:
-        raise ValueError(f"{archive}: no .jpg files found")
-    return np.stack(faces)
+    return np.stack(sample_archive_images(archive, every, limit))
 
 
 def summarise_boxes(boxes: np.ndarray, found: np.ndarray, resamples: int = 1000, seed: int = 0) -> dict:

@@ -7,7 +7,7 @@ Every name below is importable from this package; it is imported from its module
 from nbhelpers.utils.lazy import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, """
-    faces: DetectedFace FaceDetector centre_crop landmark_model_path CHIP_SIZE CHIP_PADDING
+    faces: DetectedFace FaceDetector centre_crop landmark_model_path CHIP_SIZE CHIP_PADDING HOG_THRESHOLD
     predictor: Predictor IMAGE_SUFFIXES MIN_IMAGE_SIDE expand_inputs record_to_json
     upload_app: image_data_uri record_html predict_uploads UploadApp
     web_page: parameterized_copy free_port VoilaServer

@@ -26,9 +26,11 @@ from PIL import Image
 
 from nbhelpers.data.images import centre_square_box, square_resize
 
-__all__ = ["DetectedFace", "FaceDetector", "centre_crop", "landmark_model_path", "CHIP_SIZE", "CHIP_PADDING"]
+__all__ = ["DetectedFace", "FaceDetector", "centre_crop", "landmark_model_path", "CHIP_SIZE", "CHIP_PADDING",
+           "HOG_THRESHOLD"]
 
 CHIP_SIZE = 200  # UTKFace crops are 200 x 200
+HOG_THRESHOLD = 0.0  # dlib's adjust_threshold: lower finds more (and less certain) faces; see the README
 CHIP_PADDING = 0.18  # calibrated against UTKFace crops: benchmarks/calibrate_chip_padding.py, module docstring
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom) in the original image's pixels
@@ -67,9 +69,9 @@ class FaceDetector:
     """
 
     def __init__(self, chip_size: int = CHIP_SIZE, padding: float = CHIP_PADDING, upsample: int = 1,
-                 max_side: int = 1024, haar_fallback: bool = True) -> None:
+                 max_side: int = 1024, haar_fallback: bool = True, threshold: float = HOG_THRESHOLD) -> None:
         self.chip_size, self.padding, self.upsample = chip_size, padding, upsample
-        self.max_side, self.haar_fallback = max_side, haar_fallback
+        self.max_side, self.haar_fallback, self.threshold = max_side, haar_fallback, threshold
 
     @cached_property
     def _hog(self):
@@ -99,7 +101,7 @@ class FaceDetector:
 
     def _hog_boxes(self, pixels: np.ndarray) -> list[tuple[float, float, float, float]]:
         for upsample in dict.fromkeys((0, self.upsample)):
-            found = self._hog(pixels, upsample)
+            found, _, _ = self._hog.run(pixels, upsample, self.threshold)
             if len(found):
                 return [(r.left(), r.top(), r.right(), r.bottom()) for r in found]
         return []

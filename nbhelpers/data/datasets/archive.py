@@ -8,15 +8,19 @@ and a changed archive is unpacked again. Members are unpacked with tarfile's ``d
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import tarfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from nbhelpers.utils.atomic import atomic_write_json
 
-__all__ = ["ARCHIVE_SUFFIXES", "is_archive", "unpack_archive"]
+__all__ = ["ARCHIVE_SUFFIXES", "is_archive", "unpack_archive", "sample_archive_images"]
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
@@ -61,3 +65,24 @@ def unpack_archive(archive: str | Path, destination: str | Path) -> Path:
     staging.rename(destination)
     atomic_write_json(marker, fingerprint)
     return destination
+
+
+def sample_archive_images(archive: str | Path, every: int, limit: int = 0) -> list[np.ndarray]:
+    """Every ``every``-th .jpg of a tar archive (archive order), decoded in memory to uint8 RGB arrays;
+    ``limit`` > 0 stops after that many. Nothing is written to disk (for calibration scripts)."""
+    if every < 1:
+        raise ValueError(f"every must be at least 1, got {every}")
+    images, index = [], 0
+    with tarfile.open(archive, "r:*") as tar:
+        for member in tar:
+            if not (member.isfile() and member.name.lower().endswith(".jpg")):
+                continue
+            if index % every == 0:
+                data = tar.extractfile(member).read()
+                images.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8))
+                if len(images) == limit:
+                    break
+            index += 1
+    if not images:
+        raise ValueError(f"{archive}: no .jpg files found")
+    return images
