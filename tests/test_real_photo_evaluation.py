@@ -112,3 +112,12 @@ def test_evaluate_command_writes_its_tables(checkpoint, make_image, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "nbhelpers.evaluate", str(tmp_path), "--checkpoint", str(labels),
                               "--labels", str(labels)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_flip_tta_averages_the_face_and_its_mirror(checkpoint, single_thread):
+    plain = Predictor(checkpoint, "cpu", detect=False, flip_tta=False)
+    tta = Predictor(checkpoint, "cpu", detect=False, flip_tta=True)
+    chips = np.random.default_rng(0).integers(0, 256, (3, 200, 200, 3), dtype=np.uint8)
+    expected = (plain.classify(chips)[0] + plain.classify(chips[:, :, ::-1].copy())[0]) / 2
+    np.testing.assert_allclose(tta.classify(chips)[0], expected, atol=1e-6)
+    assert not np.allclose(plain.classify(chips)[0], expected, atol=1e-6)

@@ -39,6 +39,7 @@ from nbhelpers.utils.device import get_default_device
 
 __all__ = ["Predictor", "UNCERTAIN", "IMAGE_SUFFIXES", "MIN_IMAGE_SIDE", "expand_inputs", "record_to_json"]
 
+FLIP_TTA = True  # flip test-time augmentation (measured on the labelled real photos: see the README)
 UNCERTAIN = "uncertain"  # the label when the confidence is below the run's abstention threshold
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MIN_IMAGE_SIDE = 16  # smaller images carry no usable face and give an error record
@@ -60,7 +61,7 @@ class Predictor:
 
     def __init__(self, checkpoint_path: str | Path, device: str | torch.device | None = None,
                  detect: bool = True, detector: FaceDetector | None = None,
-                 uncertain_below: float | None = None) -> None:
+                 uncertain_below: float | None = None, flip_tta: bool = FLIP_TTA) -> None:
         device = get_default_device(str(device) if device else None)
         self.trained = load_run(checkpoint_path, device)
         metadata = self.trained.metadata
@@ -68,6 +69,7 @@ class Predictor:
         if missing:
             raise CheckpointError(f"{checkpoint_path}: metadata lacks {missing}, needed to preprocess photos")
         self.classes = list(metadata.get("classes", CLASSES))
+        self.flip_tta = flip_tta
         # the abstention threshold chosen on UTKFace validation data when the run was trained (0: always answer)
         self.uncertain_below = float(metadata.get("uncertain_below", 0.0) if uncertain_below is None else uncertain_below)
         self.detector = (detector or FaceDetector()) if detect else None
@@ -93,11 +95,17 @@ class Predictor:
 
     def classify(self, chips: np.ndarray, explain: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 faces (N, H, W, 3) -> probabilities (N, classes) and, with ``explain``, maps (N, h, w)."""
+        maps = None
         if explain:
             with create_explainer(explain, self.trained.model) as explainer:
                 attribution = explainer(self.trained.preprocess(chips))
-            return attribution.probabilities.cpu().numpy(), attribution.maps.cpu().numpy()
-        return predict_faces(self.trained, chips, batch_size=max(len(chips), 1)), None  # the caller sizes the batch
+            probabilities, maps = attribution.probabilities.cpu().numpy(), attribution.maps.cpu().numpy()
+        else:
+            probabilities = predict_faces(self.trained, chips, batch_size=max(len(chips), 1))  # the caller sizes the batch
+        if self.flip_tta:  # average with the mirrored faces, as the test-split evaluation does
+            mirrored = np.ascontiguousarray(np.asarray(chips)[:, :, ::-1])
+            probabilities = (probabilities + predict_faces(self.trained, mirrored, batch_size=max(len(chips), 1))) / 2
+        return probabilities, maps
 
     def _finish(self, records: list[dict[str, Any]], explain: str | None, keep_chips: bool) -> Iterator[dict[str, Any]]:
         faces = [face for record in records for face in record.get("faces", [])]
