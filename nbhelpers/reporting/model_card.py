@@ -72,9 +72,10 @@ def _performance(summary: dict[str, Any], name: str, run: dict[str, Any]) -> lis
                      f"{_percent(real.get('ours_accuracy'))} (95% CI {_percent(real.get('ours_accuracy_low'))}-"
                      f"{_percent(real.get('ours_accuracy_high'))}; female {_percent(real.get('ours_female_recall'))}, "
                      f"male {_percent(real.get('ours_male_recall'))}); face detected in "
-                     f"{_percent(real.get('detection_rate'))}. With the uncertain rule (confidence below "
-                     f"{real.get('uncertain_below', float('nan')):.2f}): {_percent(real.get('accuracy_when_answered'))} "
-                     f"on the {_percent(real.get('coverage'))} of photos answered.")
+                     f"{_percent(real.get('detection_rate'))}. With the uncertain rule (\"uncertain\" below confidence "
+                     f"{real.get('uncertain_below', float('nan')):.2f}, chosen on UTKFace validation data): "
+                     f"{_percent(real.get('accuracy_when_answered'))} right on the {_percent(real.get('coverage'))} "
+                     "of photos answered.")
     else:
         lines.append("- Real photos: not measured in this run (notebook 08 needs the labelled photo folder).")
     return lines
