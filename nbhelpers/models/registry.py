@@ -66,9 +66,13 @@ def register_model(name: str, config: ModelConfig) -> Callable[[Callable[..., nn
     return decorate
 
 
-def _entry(name: str) -> _Entry:
+def _load_builtin_models() -> None:
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)  # the built-in models register themselves on import
+
+
+def _entry(name: str) -> _Entry:
+    _load_builtin_models()
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; choose one of {list_models()}")
     return _REGISTRY[name]
@@ -76,8 +80,7 @@ def _entry(name: str) -> _Entry:
 
 def list_models() -> list[str]:
     """Names that ``create_model`` accepts."""
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+    _load_builtin_models()
     return sorted(_REGISTRY)
 
 

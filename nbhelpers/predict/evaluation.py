@@ -21,8 +21,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from nbhelpers.data.manifest import GENDERS
+from nbhelpers.data.manifest import GENDERS, labels_of
 from nbhelpers.fairness.bias import group_table
+from nbhelpers.training.abstention import selective_accuracy
 
 __all__ = ["labelled_uploads", "read_labels", "central_face", "evaluate_photos", "accuracy_table", "risk_coverage", "evaluation_summary",
            "COVERAGE_THRESHOLDS"]
@@ -132,10 +133,9 @@ def evaluation_summary(frame: pd.DataFrame, table: pd.DataFrame, coverage: pd.Da
         summary.update({f"{key}_accuracy": row["accuracy"], f"{key}_accuracy_low": row["accuracy_low"],
                         f"{key}_accuracy_high": row["accuracy_high"], f"{key}_female_recall": row["female_recall"],
                         f"{key}_male_recall": row["male_recall"]})
-    if uncertain_below is not None:
-        kept = read[read["confidence"] >= uncertain_below]
-        summary.update({"uncertain_below": uncertain_below, "coverage": len(kept) / max(len(read), 1),
-                        "accuracy_when_answered": float(kept["correct"].mean()) if len(kept) else float("nan")})
+    if uncertain_below is not None and len(read):
+        coverage, accuracy = selective_accuracy(_probabilities(read, "p_male"), labels_of(read), uncertain_below)
+        summary.update({"uncertain_below": uncertain_below, "coverage": coverage, "accuracy_when_answered": accuracy})
     return {key: (float(value) if isinstance(value, (np.floating, float)) else value) for key, value in summary.items()}
 
 

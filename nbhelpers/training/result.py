@@ -50,12 +50,15 @@ class TrainedModel:
         """Epochs trained (resumed epochs included)."""
         return len(self.history)
 
+    def eval_transform(self) -> Any:
+        """The run's evaluation preprocessing: uint8 NHWC batches of any size -> float NCHW model input."""
+        metadata = self.metadata
+        return build_pipeline(metadata["pipeline"], False, metadata["mean"], metadata["std"],
+                              input_size=metadata["input_size"])
+
     def preprocess(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
         """uint8 (N, H, W, 3) faces of any size -> the model's input on its device."""
-        metadata = self.metadata
-        transform = build_pipeline(metadata["pipeline"], False, metadata["mean"], metadata["std"],
-                                   input_size=metadata["input_size"])
-        return transform(torch.as_tensor(np.asarray(images))).to(next(self.model.parameters()).device)
+        return self.eval_transform()(torch.as_tensor(np.asarray(images))).to(next(self.model.parameters()).device)
 
     def loader(self, split: str, batch_size: int = 256) -> Any:
         """A ``CachedBatchLoader`` of ``split`` with this run's evaluation preprocessing (needs ``cache``)."""
@@ -63,10 +66,7 @@ class TrainedModel:
 
         if self.cache is None:
             raise ValueError(f"{self.name}: no cache attached; this run was loaded from a checkpoint, not trained here")
-        metadata = self.metadata
-        transform = build_pipeline(metadata["pipeline"], False, metadata["mean"], metadata["std"],
-                                   input_size=metadata["input_size"])
-        return CachedBatchLoader(self.cache, split, batch_size, transform=transform)
+        return CachedBatchLoader(self.cache, split, batch_size, transform=self.eval_transform())
 
     @property
     def spec(self) -> tuple[str, torch.nn.Module, Any]:
