@@ -21,10 +21,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-__all__ = ["FIXTURE_FACES", "make_utkface_archive", "synthetic_face"]
+__all__ = ["FIXTURE_FACES", "FAIRFACE_AGES", "FAIRFACE_RACES", "make_utkface_archive", "make_fairface_folder",
+           "synthetic_face"]
 
 FIXTURE_FACES = 600  # files in the default archive (fewer than the smoke profile's LIMIT of 800)
 SIZE = 200
+# FairFace's label values (Kärkkäinen and Joo, WACV 2021): nine age groups and seven race groups
+FAIRFACE_AGES = ("0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70")
+FAIRFACE_AGE_RANGES = ((1, 2), (3, 9), (10, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 90))
+FAIRFACE_RACES = ("White", "Black", "Latino_Hispanic", "East Asian", "Southeast Asian", "Indian", "Middle Eastern")
+FAIRFACE_SKIN = (0, 1, 4, 2, 2, 3, 4)  # the SKIN tone (by UTKFace race code) drawn for each FairFace race
 # (low, high) ages of each UTKFace age band (nbhelpers.data.datasets.utkface.AGE_BANDS), within 1-90
 AGE_RANGES = ((1, 2), (3, 9), (10, 19), (20, 39), (40, 59), (60, 90))
 # a base skin tone per UTKFace race code (White, Black, Asian, Indian, Others)
@@ -126,3 +132,29 @@ def make_utkface_archive(path: Path, count: int = FIXTURE_FACES, seed: int = 0) 
             info.size, info.mode, info.mtime = len(content), 0o644, 1_484_000_000
             bundle.addfile(info, io.BytesIO(content))
     return path
+
+
+def make_fairface_folder(root: Path, count: int = FIXTURE_FACES, seed: int = 0, size: int = 224) -> Path:
+    """Write ``count`` synthetic faces laid out like the FairFace release at ``root``; return ``root``.
+
+    FairFace (padding 0.25 release): ``train/N.jpg`` and ``val/N.jpg`` (224x224 JPEG), with
+    ``fairface_label_train.csv`` and ``fairface_label_val.csv`` holding ``file,age,gender,race,service_test``
+    (gender ``Male``/``Female``; FairFace's nine age groups and seven races). Every fifth face goes to val.
+    Labels cycle over gender x race x age group, so every group has members; everything depends only on ``seed``.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list[str]] = {"train": [], "val": []}
+    for index in range(count):
+        gender, race, band = index % 2, (index // 2) % len(FAIRFACE_RACES), (index // 14) % len(FAIRFACE_AGES)
+        age = int(rng.integers(FAIRFACE_AGE_RANGES[band][0], FAIRFACE_AGE_RANGES[band][1] + 1))
+        image = synthetic_face(rng, gender, FAIRFACE_SKIN[race], age).resize((size, size), Image.Resampling.BICUBIC)
+        part = "val" if index % 5 == 4 else "train"
+        name = f"{part}/{len(rows[part]) + 1}.jpg"
+        (root / part).mkdir(parents=True, exist_ok=True)
+        image.save(root / name, format="JPEG", quality=90)
+        rows[part].append(f"{name},{FAIRFACE_AGES[band]},{('Male', 'Female')[gender]},{FAIRFACE_RACES[race]},True")
+    for part, lines in rows.items():
+        header = "file,age,gender,race,service_test\n"
+        (root / f"fairface_label_{part}.csv").write_text(header + "\n".join(lines) + "\n")
+    return root

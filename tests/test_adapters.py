@@ -73,7 +73,18 @@ def test_fairface_labels(make_image, tmp_path):
     assert report.skipped == {"gender label 'Unknown' is neither Female nor Male": ["train/5.jpg"]}
     assert (frame.loc[frame["path"].str.contains("/val/"), "split"] == "test").all()
     assert set(frame.loc[frame["path"].str.contains("/train/"), "split"]) == {"train", "val"}
-    assert {"age", "race"} <= set(frame.columns)
+    assert {"age", "race"} <= set(frame.columns) and set(frame["age_band"]) == {"20-39"}  # UTKFace's band of 20-29
+
+
+def test_fairface_age_groups_map_onto_utkface_bands():
+    from nbhelpers.data.datasets.fairface import fairface_age_band
+    from nbhelpers.data.datasets.utkface import AGE_BANDS
+    from tests.fixtures import FAIRFACE_AGES
+
+    bands = [fairface_age_band(group) for group in FAIRFACE_AGES]
+    assert set(bands) == {label for _, _, label in AGE_BANDS} and bands == sorted(bands, key=bands.index)
+    assert fairface_age_band("30-39") == "20-39" and fairface_age_band("more than 70") == "60+"
+    assert fairface_age_band("??") == "unknown"
 
 
 def test_plain_folder_layout(make_image, tmp_path):

@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from nbhelpers.predict.faces import HOG_THRESHOLD, FaceDetector
+from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
 from nbhelpers.predict.predictor import Predictor, expand_inputs, record_to_json
 from nbhelpers.training.checkpoint import CheckpointError
 
@@ -24,8 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by the training notebooks")
     parser.add_argument("inputs", nargs="+", help="image files or directories of images")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    parser.add_argument("--hog-threshold", type=float, default=HOG_THRESHOLD,
-                        help="dlib HOG detection threshold; lower finds more faces (-1.0: every FairFace dev photo)")
+    add_detector_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=64, help="faces per forward pass")
     parser.add_argument("--no-detect", action="store_true", help="skip face detection; use centre crops")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -36,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         predictor = Predictor(arguments.checkpoint, arguments.device, detect=not arguments.no_detect,
                               uncertain_below=arguments.uncertain_below,
-                              detector=FaceDetector(threshold=arguments.hog_threshold))
+                              detector=detector_from_arguments(arguments))
     except CheckpointError as error:
         message = " ".join(str(error).splitlines())  # one line even for a file name with a line break
         print(f"error: cannot use checkpoint: {message}", file=sys.stderr)

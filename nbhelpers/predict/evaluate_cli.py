@@ -26,7 +26,7 @@ from nbhelpers.predict.evaluation import (
     read_labels,
     risk_coverage,
 )
-from nbhelpers.predict.faces import HOG_THRESHOLD, FaceDetector
+from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
 from nbhelpers.training.checkpoint import CheckpointError
 from nbhelpers.utils.atomic import atomic_write_csv, atomic_write_json
 
@@ -45,8 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     parser.add_argument("--no-peer", action="store_true", help="skip the dlib-models peer")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    parser.add_argument("--hog-threshold", type=float, default=HOG_THRESHOLD,
-                        help="dlib HOG detection threshold; lower finds more faces (-1.0: every FairFace dev photo)")
+    add_detector_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     return parser
 
@@ -89,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         labels = read_labels(arguments.labels)
         predictor = Predictor(arguments.checkpoint, arguments.device,
-                              detector=FaceDetector(threshold=arguments.hog_threshold))
+                              detector=detector_from_arguments(arguments))
     except (CheckpointError, ValueError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2

@@ -17,6 +17,8 @@ crop peaks at padding 0.18 (mean 0.865, median 0.888, per face 0.46 ... 1.00; 0.
 
 from __future__ import annotations
 
+import argparse
+
 import importlib.resources
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,11 +28,17 @@ from PIL import Image
 
 from nbhelpers.data.images import centre_square_box, square_resize
 
-__all__ = ["DetectedFace", "FaceDetector", "centre_crop", "landmark_model_path", "CHIP_SIZE", "CHIP_PADDING",
-           "HOG_THRESHOLD"]
+__all__ = ["DetectedFace", "FaceDetector", "add_detector_arguments", "detector_from_arguments",
+           "centre_crop", "landmark_model_path", "CHIP_SIZE", "CHIP_PADDING",
+           "HOG_THRESHOLD", "HOG_FALLBACK_THRESHOLD"]
 
 CHIP_SIZE = 200  # UTKFace crops are 200 x 200
 HOG_THRESHOLD = 0.0  # dlib's adjust_threshold: lower finds more (and less certain) faces; see the README
+# a second HOG search at this lower threshold when the first finds nothing (None: no second search). On the
+# 270 FairFace dev photos (benchmarks/bench_detection.py, dlib's CNN detector as reference): a face in 100%
+# of them (88.1% without), 87% of boxes real faces (-1.0 alone: 55%), the scored face agrees with the
+# reference's central face on 94.8% (84.4% without), median 18 ms per photo
+HOG_FALLBACK_THRESHOLD: float | None = -1.0
 CHIP_PADDING = 0.18  # calibrated against UTKFace crops: benchmarks/calibrate_chip_padding.py, module docstring
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom) in the original image's pixels
@@ -65,13 +73,16 @@ class FaceDetector:
 
     ``max_side``: larger images are searched on a downscaled copy (landmarks and chips still use full
     resolution); ``upsample``: how many times dlib doubles the image in a second pass when the first
-    finds nothing (finds faces down to about 40 px per doubling); ``haar_fallback``: try OpenCV next.
+    finds nothing (finds faces down to about 40 px per doubling); ``fallback_threshold``: search again at this
+    lower HOG threshold when ``threshold`` finds nothing; ``haar_fallback``: then try OpenCV.
     """
 
     def __init__(self, chip_size: int = CHIP_SIZE, padding: float = CHIP_PADDING, upsample: int = 1,
-                 max_side: int = 1024, haar_fallback: bool = True, threshold: float = HOG_THRESHOLD) -> None:
+                 max_side: int = 1024, haar_fallback: bool = True, threshold: float = HOG_THRESHOLD,
+                 fallback_threshold: float | None = HOG_FALLBACK_THRESHOLD) -> None:
         self.chip_size, self.padding, self.upsample = chip_size, padding, upsample
         self.max_side, self.haar_fallback, self.threshold = max_side, haar_fallback, threshold
+        self.fallback_threshold = fallback_threshold
 
     @cached_property
     def _hog(self):
@@ -100,10 +111,12 @@ class FaceDetector:
         return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR)), scale
 
     def _hog_boxes(self, pixels: np.ndarray) -> list[tuple[float, float, float, float]]:
-        for upsample in dict.fromkeys((0, self.upsample)):
-            found, _, _ = self._hog.run(pixels, upsample, self.threshold)
-            if len(found):
-                return [(r.left(), r.top(), r.right(), r.bottom()) for r in found]
+        thresholds = (self.threshold,) if self.fallback_threshold is None else (self.threshold, self.fallback_threshold)
+        for threshold in dict.fromkeys(thresholds):
+            for upsample in dict.fromkeys((0, self.upsample)):
+                found, _, _ = self._hog.run(pixels, upsample, threshold)
+                if len(found):
+                    return [(r.left(), r.top(), r.right(), r.bottom()) for r in found]
         return []
 
     def _haar_boxes(self, pixels: np.ndarray) -> list[tuple[float, float, float, float]]:
@@ -141,3 +154,17 @@ class FaceDetector:
         """``(faces, True)`` when any face is found, else ``([centre_crop(image)], False)``."""
         faces = self.detect(image)
         return (faces, True) if faces else ([centre_crop(image, self.chip_size)], False)
+
+
+def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
+    """The detector options of the predict and evaluate commands: ``--hog-threshold`` and ``--hog-fallback``."""
+    parser.add_argument("--hog-threshold", type=float, default=HOG_THRESHOLD,
+                        help="dlib HOG detection threshold; lower finds more faces (-1.0: every FairFace dev photo)")
+    parser.add_argument("--hog-fallback", type=float, default=HOG_FALLBACK_THRESHOLD,
+                        help="search again at this lower HOG threshold where the first search finds no face "
+                             f"(default: {HOG_FALLBACK_THRESHOLD}; benchmarks/bench_detection.py)")
+
+
+def detector_from_arguments(arguments: argparse.Namespace) -> FaceDetector:
+    """The ``FaceDetector`` that ``add_detector_arguments``' options describe."""
+    return FaceDetector(threshold=arguments.hog_threshold, fallback_threshold=arguments.hog_fallback)

@@ -55,6 +55,8 @@ class TrainConfig:
     width: int = _help("channels of the first stage (0: the architecture's default)", 0)
     train_limit: int = _help("use only this many training images (0: all)", 0)
     flip_tta: bool = _help("average predictions with the mirrored image at evaluation (true/false)", True)
+    augment: str = _help("extra training augmentation before the pipeline: '' (none) or 'photo' (real-photo "
+                         "degradations: detector jitter, blur, JPEG, lighting; nbhelpers.data.photo_augment)", "")
     balance: str = _help("group-balanced sampling over these manifest columns, e.g. 'gender x age_band'", "")
     checkpoint_dir: str = _help("where run folders and the run index go ('': no checkpoints)", "")
     device: str = _help("cpu, cuda or mps ('': best available)", "")
@@ -74,7 +76,7 @@ def run_directory(config: TrainConfig) -> Path | None:
         return None
     settings = {key: value for key, value in asdict(resolve_config(config)).items()
                 if key not in {"checkpoint_dir", "device"}}
-    for added in ("balance", "label_smoothing"):
+    for added in ("balance", "label_smoothing", "augment"):
         if not settings[added]:
             del settings[added]  # runs without it keep the names they had before the field existed
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]

@@ -32,9 +32,9 @@ TRAINING: dict[str, dict[str, dict[str, object]]] = {
         "resnet9": {"epochs": 2, "image_size": 40, "width": 24, "max_lr": 0.01, "train_limit": 0, "batch_size": 128},
         "resnet18": {"epochs": 3, "image_size": 64, "max_lr": 0.003, "patience": 2, "pretrained": "imagenet",
                      "train_limit": 0, "batch_size": 128},
-        "efficientnet_lite0": {"epochs": 3, "image_size": 96, "max_lr": 0.002, "patience": 2, "pretrained": "imagenet",
+        "efficientnet_lite0": {"epochs": 4, "image_size": 96, "max_lr": 0.002, "patience": 2, "pretrained": "imagenet",
                                "optimizer": "adamw", "label_smoothing": 0.1, "train_limit": 0, "batch_size": 64},
-        "bcos_resnet18": {"epochs": 3, "image_size": 64, "width": 64, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},
+        "bcos_resnet18": {"epochs": 4, "image_size": 64, "width": 64, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},
     },
     "full": {
         "simple_cnn": {"epochs": 15, "image_size": 64, "max_lr": 0.003, "train_limit": 0, "batch_size": 128},

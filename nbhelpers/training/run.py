@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from nbhelpers.data.cache import ImageCache, build_cache
 from nbhelpers.data.groups import GROUPING_SEPARATOR, group_balanced_weights
 from nbhelpers.data.loaders import CLASSES, CachedBatchLoader
 from nbhelpers.data.manifest import manifest_path, read_manifest
+from nbhelpers.data.photo_augment import build_augmentation
 from nbhelpers.data.transforms import build_pipeline, pipeline_statistics
 from nbhelpers.models import create_model
 from nbhelpers.training.abstention import abstention_threshold
@@ -96,6 +97,13 @@ def _save_and_record(trained: TrainedModel, config: TrainConfig) -> None:
     record_run(config.checkpoint_dir, trained, asdict(config))
 
 
+def _train_transform(config: TrainConfig, mean: Any, std: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The pipeline's training transform, after the named extra augmentation (``config.augment``) if any."""
+    pipeline = build_pipeline(config.pipeline, True, mean, std)
+    augment = build_augmentation(config.augment, config.seed)
+    return pipeline if augment is None else (lambda batch: pipeline(augment(batch)))
+
+
 def run_training(config: TrainConfig, progress: bool = True) -> TrainedModel:
     """Train and evaluate one model; return it with history, val/test metrics and predictions."""
     start = time.perf_counter()
@@ -109,7 +117,7 @@ def run_training(config: TrainConfig, progress: bool = True) -> TrainedModel:
     cache = build_cache(frame, config.dataset, config.image_size, Path(config.data_dir) / "cache")
     mean, std = pipeline_statistics(config.pipeline, cache.images, cache.split_indices("train"))
     train_dl = CachedBatchLoader(cache, "train", config.batch_size, shuffle=True, seed=config.seed, rank=rank,
-                                 transform=build_pipeline(config.pipeline, True, mean, std), world_size=world_size,
+                                 transform=_train_transform(config, mean, std), world_size=world_size,
                                  limit=config.train_limit or None, weights=_balance_weights(cache, config))
     eval_transform = build_pipeline(config.pipeline, False, mean, std)
     val_dl = CachedBatchLoader(cache, "val", 2 * config.batch_size, transform=eval_transform, rank=rank, world_size=world_size)

@@ -13,12 +13,21 @@ import pandas as pd
 
 from nbhelpers.data.manifest import DatasetReport, ManifestError
 
-__all__ = ["fairface_records", "ATTRIBUTES", "STRATIFY", "FRACTIONS"]
+__all__ = ["fairface_records", "fairface_age_band", "ATTRIBUTES", "STRATIFY", "FRACTIONS", "AGE_BANDS"]
 
-ATTRIBUTES = ("age", "race")
-STRATIFY = ("race",)
+ATTRIBUTES = ("age", "age_band", "race")
+STRATIFY = ("race", "age_band")
+# FairFace's nine age groups onto UTKFace's six age bands (nbhelpers.data.datasets.utkface.AGE_BANDS), so the
+# bias study groups both datasets alike
+AGE_BANDS = {"0-2": "0-2", "3-9": "3-9", "10-19": "10-19", "20-29": "20-39", "30-39": "20-39", "40-49": "40-59",
+             "50-59": "40-59", "60-69": "60+", "more than 70": "60+"}
 FRACTIONS = (0.9, 0.1, 0.0)
 _FILES = {"fairface_label_train.csv": None, "fairface_label_val.csv": "test"}
+
+
+def fairface_age_band(age_group: object) -> str:
+    """UTKFace's age band of a FairFace age group (``"30-39"`` -> ``"20-39"``); ``"unknown"`` for any other value."""
+    return AGE_BANDS.get(str(age_group).strip(), "unknown")
 
 
 def fairface_records(root: str | Path, report: DatasetReport, limit: int | None = None) -> list[dict]:
@@ -40,5 +49,5 @@ def fairface_records(root: str | Path, report: DatasetReport, limit: int | None 
                 report.skip(row.file, f"gender label {row.gender!r} is neither Female nor Male")
                 continue
             records.append({"path": str((root / row.file).resolve()), "name": row.file, "gender": gender,
-                            "split": split, "age": row.age, "race": row.race})
+                            "split": split, "age": row.age, "age_band": fairface_age_band(row.age), "race": row.race})
     return records
