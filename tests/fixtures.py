@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-__all__ = ["FIXTURE_FACES", "FAIRFACE_AGES", "FAIRFACE_RACES", "make_utkface_archive", "make_fairface_folder",
+__all__ = ["FIXTURE_FACES", "FAIRFACE_AGES", "FAIRFACE_RACES", "CELEBA_ATTRIBUTES", "make_utkface_archive",
+           "make_fairface_folder", "make_celeba_folder",
            "synthetic_face"]
 
 FIXTURE_FACES = 600  # files in the default archive (fewer than the smoke profile's LIMIT of 800)
@@ -30,7 +31,8 @@ SIZE = 200
 FAIRFACE_AGES = ("0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70")
 FAIRFACE_AGE_RANGES = ((1, 2), (3, 9), (10, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 90))
 FAIRFACE_RACES = ("White", "Black", "Latino_Hispanic", "East Asian", "Southeast Asian", "Indian", "Middle Eastern")
-FAIRFACE_SKIN = (0, 1, 4, 2, 2, 3, 4)  # the SKIN tone (by UTKFace race code) drawn for each FairFace race
+FAIRFACE_SKIN = (0, 1, 4, 2, 2, 3, 4)
+CELEBA_ATTRIBUTES = ("Eyeglasses", "Male", "Pale_Skin", "Smiling", "Wearing_Lipstick", "Young")  # a subset of its 40  # the SKIN tone (by UTKFace race code) drawn for each FairFace race
 # (low, high) ages of each UTKFace age band (nbhelpers.data.datasets.utkface.AGE_BANDS), within 1-90
 AGE_RANGES = ((1, 2), (3, 9), (10, 19), (20, 39), (40, 59), (60, 90))
 # a base skin tone per UTKFace race code (White, Black, Asian, Indian, Others)
@@ -157,4 +159,31 @@ def make_fairface_folder(root: Path, count: int = FIXTURE_FACES, seed: int = 0, 
     for part, lines in rows.items():
         header = "file,age,gender,race,service_test\n"
         (root / f"fairface_label_{part}.csv").write_text(header + "\n".join(lines) + "\n")
+    return root
+
+
+def make_celeba_folder(root: Path, count: int = FIXTURE_FACES, seed: int = 0) -> Path:
+    """Write ``count`` synthetic faces laid out like CelebA's aligned release at ``root``; return ``root``.
+
+    ``img_align_celeba/000001.jpg`` ... (178x218 JPEG), ``list_attr_celeba.txt`` (the count, the attribute
+    names, then one row of -1/1 per image; ``CELEBA_ATTRIBUTES``, ``Male`` the gender) and
+    ``list_eval_partition.txt`` (0 train, 1 val, 2 test: 8, 1 and 1 of every 10 faces).
+    """
+    root = Path(root)
+    (root / "img_align_celeba").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    attributes, partition = [], []
+    for index in range(count):
+        gender, race, band = index % 2, (index // 2) % len(SKIN), (index // 10) % len(AGE_RANGES)
+        age = int(rng.integers(AGE_RANGES[band][0], AGE_RANGES[band][1] + 1))
+        name = f"{index + 1:06d}.jpg"
+        image = synthetic_face(rng, 1 - gender, race, age).resize((178, 218), Image.Resampling.BICUBIC)
+        image.save(root / "img_align_celeba" / name, format="JPEG", quality=90)
+        values = {"Male": gender == 1, "Young": age < 40, "Pale_Skin": race == 0, "Smiling": rng.random() < 0.5,
+                  "Eyeglasses": rng.random() < 0.1, "Wearing_Lipstick": gender == 0 and rng.random() < 0.6}
+        attributes.append(f"{name} " + " ".join("1" if values[column] else "-1" for column in CELEBA_ATTRIBUTES))
+        partition.append(f"{name} {(0, 0, 0, 0, 0, 0, 0, 0, 1, 2)[index % 10]}")
+    header = f"{count}\n{' '.join(CELEBA_ATTRIBUTES)}\n"
+    (root / "list_attr_celeba.txt").write_text(header + "\n".join(attributes) + "\n")
+    (root / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
     return root

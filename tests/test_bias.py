@@ -225,3 +225,16 @@ def test_plots_draw(two_races):
     with pytest.raises(KeyError, match="available"):
         plot_group_metric(table, "age_band")
     plt.close("all")
+
+
+def test_bias_columns_follow_the_dataset_and_name_what_is_missing():
+    from nbhelpers.fairness.study import bias_columns
+
+    assert bias_columns(pd.DataFrame(columns=["gender", "race", "age_band"])) == ("race", "age_band")
+    assert bias_columns(pd.DataFrame(columns=["gender", "Young", "Pale_Skin", "race"]), "", "") == ("race", "Young")
+    assert bias_columns(pd.DataFrame(columns=["gender", "Young", "Pale_Skin"])) == ("Pale_Skin", "Young")
+    assert bias_columns(pd.DataFrame(columns=["skin", "age_band"]), "skin") == ("skin", "age_band")
+    with pytest.raises(KeyError, match=r"no column 'race' or 'Pale_Skin'.*GROUP_COLUMN"):
+        bias_columns(pd.DataFrame(columns=["gender", "age_band"]))
+    with pytest.raises(KeyError, match=r"no column 'decade'.*AGE_COLUMN"):
+        bias_columns(pd.DataFrame(columns=["race", "age_band"]), age_column="decade")

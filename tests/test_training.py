@@ -116,6 +116,19 @@ def test_resume_refuses_another_models_run(tmp_path):
                       verbose=False)
 
 
+
+def test_resume_from_a_last_checkpoint_without_resume_state_names_what_is_missing(tmp_path):
+    train, val = loaders()
+    fit_one_cycle(1, 0.01, TinyNet(), train, val, checkpoint_dir=tmp_path, metadata={"model": "a"}, progress=False,
+                  verbose=False)
+    payload = torch.load(tmp_path / "last.pt", weights_only=True)
+    torch.save({key: value for key, value in payload.items() if key not in {"scheduler_state", "rng"}},
+               tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match=r"last.pt: cannot resume from it, it lacks scheduler_state, rng"):
+        fit_one_cycle(2, 0.01, TinyNet(), train, val, checkpoint_dir=tmp_path, metadata={"model": "a"},
+                      progress=False, verbose=False)
+
+
 RUN = textwrap.dedent("""
     import sys, torch
     sys.path.insert(0, {root!r})

@@ -16,7 +16,27 @@ from nbhelpers.data.groups import assign_groups, grouping_name
 from nbhelpers.data.manifest import labels_of
 from nbhelpers.fairness.bias import gap_summary, group_table
 
-__all__ = ["model_group_tables", "model_gaps", "explanation_metrics_by_group", "misclassified_in_group"]
+__all__ = ["bias_columns", "model_group_tables", "model_gaps", "explanation_metrics_by_group", "misclassified_in_group"]
+
+
+# (demographic column, age column) candidates in order: UTKFace and FairFace, then CelebA's binary attributes
+GROUP_CANDIDATES = ("race", "Pale_Skin")
+AGE_CANDIDATES = ("age_band", "Young")
+
+
+def bias_columns(frame: pd.DataFrame, group_column: str = "", age_column: str = "") -> tuple[str, str]:
+    """The manifest columns the study plots: the given ones, else the dataset's own (``race`` and ``age_band``
+    for UTKFace and FairFace, ``Pale_Skin`` and ``Young`` for CelebA); a clear error when one is missing."""
+    chosen = []
+    for given, candidates, parameter in ((group_column, GROUP_CANDIDATES, "GROUP_COLUMN"),
+                                         (age_column, AGE_CANDIDATES, "AGE_COLUMN")):
+        options = (given,) if given else candidates
+        found = next((column for column in options if column in frame.columns), None)
+        if found is None:
+            raise KeyError(f"the manifest has no column {' or '.join(map(repr, options))}; its columns: "
+                           f"{sorted(frame.columns)} (set the notebook parameter {parameter})")
+        chosen.append(found)
+    return chosen[0], chosen[1]
 
 
 def model_group_tables(frame: pd.DataFrame, probabilities: dict[str, np.ndarray], groupings: Sequence | None = None,

@@ -202,10 +202,17 @@ def _trainer(model: ImageClassificationBase, steps_per_epoch: int, epochs: int, 
     return _Trainer(model, forward, optimizer, scheduler, scaler, device, grad_clip, channels_last, progress)
 
 
+_RESUME_KEYS = ("optimizer_state", "scheduler_state", "rng", "epoch", "history")
+
+
 def _resume(path: Path, trainer: _Trainer, early_stopping: EarlyStopping | None,
             metadata: dict[str, Any] | None) -> tuple[int, list[dict]]:
     """Load ``last.pt`` into the run (``load_state_dict`` copies into the model's own memory format)."""
     payload = load_checkpoint(path)
+    missing = [key for key in _RESUME_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: cannot resume from it, it lacks {', '.join(missing)}; delete it to start "
+                              "the run afresh, or pass resume=False")
     if metadata and payload["metadata"].get("model") != metadata.get("model"):
         raise CheckpointError(f"{path}: holds a {payload['metadata'].get('model')!r} run, not {metadata.get('model')!r}; "
                               "use another checkpoint_dir or resume=False")
