@@ -87,3 +87,19 @@ def test_trained_models_load_from_the_index(tmp_path):
     assert set(attributions) == {"gradcam", "bcos"} and attributions["bcos"].maps.shape == (3, 32, 32)
     with pytest.raises(FileNotFoundError, match="runs.json: no 'resnet18' run recorded"):
         load_trained_models(tmp_path, ["resnet18"])
+
+
+def test_metric_plots_skip_a_metric_without_values_and_say_so():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nbhelpers.explain.plots import plot_metrics
+
+    frame = pd.DataFrame({"model": "m", "method": ["gradcam", "bcos"] * 3, "metric": ["face_focus"] * 6,
+                          "value": [0.2, 0.5, 0.3, 0.6, 0.25, 0.55], "image": [0, 0, 1, 1, 2, 2]})
+    with pytest.warns(UserWarning, match="no values of pointing_game: not plotted"):
+        axes = plot_metrics(frame, {"pointing_game": 0.5, "face_focus": None})
+    assert [ax.get_ylabel() for ax in axes] == ["face focus"]
+    plt.close("all")

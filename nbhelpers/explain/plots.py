@@ -8,6 +8,7 @@ maximum, so every panel uses its full colour range.
 
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -20,7 +21,7 @@ from nbhelpers.data.loaders import CLASSES
 from nbhelpers.data.plots import to_display
 from nbhelpers.explain.base import Attribution
 
-__all__ = ["normalise_map", "overlay", "plot_explanations", "plot_metric_boxes"]
+__all__ = ["normalise_map", "overlay", "plot_explanations", "plot_metric_boxes", "plot_metrics"]
 
 
 def normalise_map(attribution_map: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -94,4 +95,14 @@ def plot_metric_boxes(frame: pd.DataFrame, metric: str, x: str = "method", hue: 
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_xlabel("")
     return ax
+
+
+def plot_metrics(frame: pd.DataFrame, chances: dict[str, float | None]) -> list[plt.Axes]:
+    """``plot_metric_boxes`` of each metric in ``chances`` (metric -> chance level or None) that has values;
+    a warning names the ones without (e.g. the pointing game, skipped when too few faces were classified right)."""
+    present = set(frame.dropna(subset=["value"])["metric"])
+    missing = [metric for metric in chances if metric not in present]
+    if missing:
+        warnings.warn(f"no values of {', '.join(missing)}: not plotted", stacklevel=2)
+    return [plot_metric_boxes(frame, metric, chance=chance) for metric, chance in chances.items() if metric in present]
 
