@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,3 +185,32 @@ def test_boxed_photo_draws_each_face_box(tmp_path):
     picture = boxed_photo(path, [(100, 100, 300, 300)], side=360)
     assert picture.shape == (240, 360, 3)
     assert tuple(picture[50, 100]) == (255, 200, 0) and tuple(picture[100, 100]) == (0, 0, 0)  # edge drawn, inside not
+
+
+def test_detector_options_default_to_the_fallback_search_and_accept_none():
+    import argparse
+
+    from nbhelpers.predict.faces import HOG_FALLBACK_THRESHOLD, add_detector_arguments, detector_from_arguments
+
+    parser = argparse.ArgumentParser()
+    add_detector_arguments(parser)
+    detector = detector_from_arguments(parser.parse_args([]))
+    assert detector.threshold == 0.0 and detector.fallback_threshold == HOG_FALLBACK_THRESHOLD == -1.0
+    assert detector_from_arguments(parser.parse_args(["--hog-fallback", "none"])).fallback_threshold is None
+    assert detector_from_arguments(parser.parse_args(["--hog-fallback", "-0.5"])).fallback_threshold == -0.5
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--hog-fallback", "lower"])
+
+
+def test_fallback_search_finds_the_face_the_first_search_misses():
+    photo = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairface-dev" / "fairface_0075.jpg"
+    if not photo.is_file():
+        pytest.skip(f"real FairFace dev photo not found at {photo}")
+    from nbhelpers.predict.faces import FaceDetector
+
+    image = Image.open(photo)
+    assert FaceDetector(fallback_threshold=None, haar_fallback=False).detect(image) == []
+    faces = FaceDetector(fallback_threshold=-1.0, haar_fallback=False).detect(image)
+    left, top, right, bottom = faces[0].box  # the labelled person, centred in the 448 px photo
+    assert len(faces) == 1 and abs((left + right) / 2 - 224) < 40 and abs((top + bottom) / 2 - 224) < 40
+    assert faces[0].chip.shape == (200, 200, 3)

@@ -156,13 +156,22 @@ class FaceDetector:
         return (faces, True) if faces else ([centre_crop(image, self.chip_size)], False)
 
 
+def _threshold_or_none(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
 def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     """The detector options of the predict and evaluate commands: ``--hog-threshold`` and ``--hog-fallback``."""
     parser.add_argument("--hog-threshold", type=float, default=HOG_THRESHOLD,
                         help="dlib HOG detection threshold; lower finds more faces (-1.0: every FairFace dev photo)")
-    parser.add_argument("--hog-fallback", type=float, default=HOG_FALLBACK_THRESHOLD,
-                        help="search again at this lower HOG threshold where the first search finds no face "
-                             f"(default: {HOG_FALLBACK_THRESHOLD}; benchmarks/bench_detection.py)")
+    parser.add_argument("--hog-fallback", type=_threshold_or_none, default=HOG_FALLBACK_THRESHOLD,
+                        help="search again at this lower HOG threshold where the first search finds no face; "
+                             f"'none': no second search (default: {HOG_FALLBACK_THRESHOLD}; benchmarks/bench_detection.py)")
 
 
 def detector_from_arguments(arguments: argparse.Namespace) -> FaceDetector:
