@@ -39,6 +39,18 @@ def make_image(tmp_path):
     return factory
 
 
+@pytest.fixture
+def toy_data(make_image, tmp_path) -> Path:
+    """A 60-face plain-folder dataset (female/, male/) with its manifest built; returns the data folder."""
+    from nbhelpers.data.datasets import build_manifest
+
+    for index in range(60):
+        gender = ["female", "male"][index % 2]
+        make_image(f"faces/{gender}/{index}.jpg", seed=index, size=40)
+    build_manifest("folder", tmp_path / "faces", data_dir=tmp_path / "data")
+    return tmp_path / "data"
+
+
 @pytest.fixture(scope="session")
 def utkface_archive() -> Path:
     if not UTKFACE_ARCHIVE.is_file():

@@ -12,7 +12,6 @@ from nbhelpers.data.photo_augment import (
 from nbhelpers.training.cli import main
 from nbhelpers.training.config import TrainConfig, run_directory
 from nbhelpers.training.runs import find_run
-from tests.test_train_cli import toy_data  # noqa: F401 (fixture)
 
 OFF = PhotoDegradation(jitter_probability=0, blur_probability=0, jpeg_probability=0, lighting_probability=0,
                        noise_probability=0, grayscale_probability=0)
@@ -90,7 +89,7 @@ def test_named_augmentations_and_their_run_folders():
     assert plain != run_directory(TrainConfig(checkpoint_dir="c", augment="photo"))
 
 
-def test_training_with_photo_augmentation_records_it(toy_data, tmp_path, single_thread):  # noqa: F811
+def test_training_with_photo_augmentation_records_it(toy_data, tmp_path, single_thread):
     common = ["--model", "simple_cnn", "--profile", "smoke", "--data-dir", str(toy_data), "--dataset", "folder",
               "--epochs", "1", "--image-size", "16", "--checkpoint-dir", str(tmp_path / "ckpt")]
     assert main([*common, "--augment", "photo"]) == 0

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from nbhelpers.data.datasets import build_manifest
 from nbhelpers.training.profiles import TRAINING, training_profile
 from nbhelpers.training.run import run_training
 from nbhelpers.training.runs import find_run, read_index
@@ -12,15 +11,6 @@ from nbhelpers.models import list_models, model_config
 from nbhelpers.training.checkpoint import load_checkpoint
 from nbhelpers.training.cli import main
 from nbhelpers.training.config import TrainConfig, run_directory
-
-
-@pytest.fixture
-def toy_data(make_image, tmp_path):
-    for index in range(60):
-        gender = ["female", "male"][index % 2]
-        make_image(f"faces/{gender}/{index}.jpg", seed=index, size=40)
-    build_manifest("folder", tmp_path / "faces", data_dir=tmp_path / "data")
-    return tmp_path / "data"
 
 
 def test_cli_trains_with_a_profile_and_overrides(toy_data, tmp_path, capsys):

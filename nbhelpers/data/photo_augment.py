@@ -33,10 +33,10 @@ from PIL import Image
 
 from nbhelpers.utils.registry import lookup
 
-MaybeGenerator = torch.Generator | None
-
 __all__ = ["PhotoDegradation", "AUGMENTATIONS", "degrade_photos", "build_augmentation",
            "random_affine", "random_blur", "random_lighting", "jpeg_round_trip"]
+
+MaybeGenerator = torch.Generator | None
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,11 @@ class PhotoDegradation:
     grayscale_probability: float = 0.05
 
 
-def _uniform(count: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
+def _uniform(count: int, low: float, high: float, generator: MaybeGenerator) -> torch.Tensor:
     return low + (high - low) * torch.rand(count, generator=generator)
 
 
-def _chosen(count: int, probability: float, generator: torch.Generator | None) -> torch.Tensor:
+def _chosen(count: int, probability: float, generator: MaybeGenerator) -> torch.Tensor:
     return torch.rand(count, generator=generator) < probability
 
 
@@ -149,7 +149,7 @@ def jpeg_round_trip(batch: torch.Tensor, settings: PhotoDegradation, generator: 
 
 
 def degrade_photos(batch: torch.Tensor, settings: PhotoDegradation = PhotoDegradation(),
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: MaybeGenerator = None) -> torch.Tensor:
     """uint8 NHWC batch (as the cache stores it) -> the same batch degraded like chips of real photos."""
     images = batch.permute(0, 3, 1, 2).float().div_(255.0)
     images = random_affine(images, settings, generator)
@@ -159,7 +159,7 @@ def degrade_photos(batch: torch.Tensor, settings: PhotoDegradation = PhotoDegrad
     return jpeg_round_trip(degraded, settings, generator).permute(0, 2, 3, 1)
 
 
-AUGMENTATIONS: dict[str, Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None] = {
+AUGMENTATIONS: dict[str, Callable[[torch.Tensor, MaybeGenerator], torch.Tensor] | None] = {
     "": None,  # the pipeline's own augmentation only
     "photo": lambda batch, generator: degrade_photos(batch, PhotoDegradation(), generator),
 }

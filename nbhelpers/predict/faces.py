@@ -111,8 +111,7 @@ class FaceDetector:
         return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR)), scale
 
     def _hog_boxes(self, pixels: np.ndarray) -> list[tuple[float, float, float, float]]:
-        thresholds = (self.threshold,) if self.fallback_threshold is None else (self.threshold, self.fallback_threshold)
-        for threshold in dict.fromkeys(thresholds):
+        for threshold in dict.fromkeys(t for t in (self.threshold, self.fallback_threshold) if t is not None):
             for upsample in dict.fromkeys((0, self.upsample)):
                 found, _, _ = self._hog.run(pixels, upsample, threshold)
                 if len(found):
@@ -171,7 +170,8 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dlib HOG detection threshold; lower finds more faces (-1.0: every FairFace dev photo)")
     parser.add_argument("--hog-fallback", type=_threshold_or_none, default=HOG_FALLBACK_THRESHOLD,
                         help="search again at this lower HOG threshold where the first search finds no face; "
-                             f"'none': no second search (default: {HOG_FALLBACK_THRESHOLD}; benchmarks/bench_detection.py)")
+                             f"'none': no second search (default: {HOG_FALLBACK_THRESHOLD}; see "
+                             "benchmarks/bench_detection.py)")
 
 
 def detector_from_arguments(arguments: argparse.Namespace) -> FaceDetector:
