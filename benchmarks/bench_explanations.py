@@ -32,11 +32,11 @@ def main() -> None:
     arguments = parser.parse_args()
     run, = load_trained_models(f"{arguments.data_dir}/checkpoints", [arguments.model])
     faces, labels, _ = split_faces(arguments.data_dir, arguments.dataset, "test", arguments.faces,
-                                   run.metadata["input_size"], 0)
+                                   run.spec.input_size, 0)
     total, rows = 0.0, []
     for method in arguments.methods.split(","):
         start = time.perf_counter()
-        frame = evaluate_explanations([run.spec], [method], faces, labels, steps=arguments.steps, road_limit=None,
+        frame = evaluate_explanations([run.explanation_entry], [method], faces, labels, steps=arguments.steps, road_limit=None,
                                       mosaic_count=arguments.mosaics, seed=0, progress=False)
         seconds = time.perf_counter() - start
         total += seconds

@@ -18,10 +18,9 @@ import pandas as pd
 from nbhelpers.data.cache import build_cache
 from nbhelpers.data.loaders import CachedBatchLoader
 from nbhelpers.data.manifest import manifest_path, read_manifest
-from nbhelpers.data.transforms import build_pipeline
 from nbhelpers.models.peer import compare_run_with_peer
 from nbhelpers.training.evaluation import predict_probabilities
-from nbhelpers.training.result import SplitPredictions
+from nbhelpers.training.result import SplitPredictions, TrainingResult
 from nbhelpers.training.runs import load_run, read_index
 from nbhelpers.utils.device import get_default_device
 
@@ -43,14 +42,14 @@ def main() -> None:
 
     checkpoint = Path(args.checkpoint) if args.checkpoint else best_checkpoint(Path(args.data_dir) / "checkpoints")
     trained = load_run(checkpoint)
-    metadata = trained.metadata
-    frame = read_manifest(manifest_path(metadata.get("dataset", "utkface"), args.data_dir))
-    cache = build_cache(frame, metadata.get("dataset", "utkface"), metadata["input_size"], Path(args.data_dir) / "cache")
-    transform = build_pipeline(metadata["pipeline"], False, metadata["mean"], metadata["std"])
-    loader = CachedBatchLoader(cache, args.split, 256, transform=transform)
+    spec = trained.spec
+    frame = read_manifest(manifest_path(spec.dataset or "utkface", args.data_dir))
+    cache = build_cache(frame, spec.dataset or "utkface", spec.input_size, Path(args.data_dir) / "cache")
+    loader = CachedBatchLoader(cache, args.split, 256, transform=trained.eval_transform())
     probabilities, labels = predict_probabilities(trained.model, loader, get_default_device(), flip_tta=True)
-    trained.cache, trained.predictions[args.split] = cache, SplitPredictions(probabilities, labels, loader.rows)
-    table, paired = compare_run_with_peer(trained, args.split)
+    result = TrainingResult(trained, predictions={args.split: SplitPredictions(probabilities, labels, loader.rows)},
+                            cache=cache)
+    table, paired = compare_run_with_peer(result, args.split)
     print(f"checkpoint: {checkpoint}")
     with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 160):
         print(table)

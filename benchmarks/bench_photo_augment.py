@@ -24,7 +24,7 @@ import torch
 
 from nbhelpers.data.photo_augment import degrade_photos
 from nbhelpers.data.transforms import build_pipeline
-from nbhelpers.models import create_model, model_config
+from nbhelpers.models import create_model, model_spec
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
         images[:] = np.random.default_rng(0).integers(0, 256, images.shape, dtype=np.uint8)
         model = create_model(arguments.model, num_classes=2).to(memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(model.parameters(), 1e-4)
-        pipeline = build_pipeline(model_config(arguments.model).pipeline, True, (0.5,) * 3, (0.25,) * 3)
+        pipeline = build_pipeline(model_spec(arguments.model).pipeline, True, (0.5,) * 3, (0.25,) * 3)
         generator = torch.Generator().manual_seed(0)
         timings: dict[str, list[float]] = {"load": [], "degrade": [], "step": []}
         for round_index in range(arguments.rounds + 1):

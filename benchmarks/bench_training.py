@@ -7,7 +7,7 @@
 ``--mode channels-last`` (the default) trains each model with ``fit_one_cycle(channels_last=False)``
 and ``fit_one_cycle(channels_last=True)`` on the same synthetic batches (random pixels: speed does not
 depend on the data; B-cos models get their 6-channel encoding) at the model's default input size
-(``ModelConfig.input_size``: 40, 64 or 96 px) unless ``--size`` is given, random weights. Each round
+(``RunSpec.input_size``: 40, 64 or 96 px) unless ``--size`` is given, random weights. Each round
 runs both sides, alternating which goes first; the median images/second of each side and their
 ratio are printed, one row per model, with the load average before and after.
 
@@ -36,7 +36,7 @@ from nbhelpers.data.datasets import build_manifest
 from nbhelpers.data.loaders import CachedBatchLoader
 from nbhelpers.data.manifest import manifest_path, read_manifest
 from nbhelpers.data.transforms import build_pipeline, channel_stats
-from nbhelpers.models import create_model, model_config
+from nbhelpers.models import create_model, model_spec
 from nbhelpers.training.fit import fit_one_cycle
 from nbhelpers.training.config import set_seed
 from nbhelpers.utils.device import get_default_device, to_device
@@ -86,7 +86,7 @@ def synthetic_batches(name: str, size: int, batch_size: int, count: int) -> list
     generator = torch.Generator().manual_seed(0)
     batches = []
     for _ in range(count):
-        if model_config(name).pipeline == "bcos":
+        if model_spec(name).pipeline == "bcos":
             pixels = torch.rand(batch_size, 3, size, size, generator=generator)
             images = torch.cat([pixels, 1 - pixels], dim=1)
         else:
@@ -97,7 +97,7 @@ def synthetic_batches(name: str, size: int, batch_size: int, count: int) -> list
 
 def compare_memory_formats(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, float]:
     """Median training images/second of ``fit_one_cycle`` with ``channels_last`` False and True, interleaved."""
-    size = args.size or model_config(name).input_size
+    size = args.size or model_spec(name).input_size
     kwargs = {"width": args.width} if args.width and name in ("simple_cnn", "resnet9", "bcos_resnet18") else {}
     train = synthetic_batches(name, size, args.batch_size or 64, args.batches or 6)
     val = train[:1]

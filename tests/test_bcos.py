@@ -231,7 +231,7 @@ def test_explanation_flag_restored_after_errors():
 
 def test_registry_loss_repr_and_inputs():
     model = create_model("bcos_resnet18", width=8).to(DEVICE)
-    assert model.model_name == "bcos_resnet18" and model.bcos_encoding
+    assert model.spec.model == "bcos_resnet18" and model.spec.is_bcos
     assert "B=2" in repr(model.conv1) and "B=2" in repr(model.fc.linear)
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.3]])
     labels = torch.tensor([0, 1])

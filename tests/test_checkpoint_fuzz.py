@@ -144,8 +144,8 @@ def assert_checkpoint_error(load: Callable[[Path], Any], path: Path) -> str:
 def test_valid_checkpoint_still_loads(valid):
     payload = load_checkpoint(valid["path"])
     assert payload["metadata"] == METADATA
-    model, metadata = model_from_checkpoint(valid["path"])
-    assert metadata == METADATA and not model.training
+    model = model_from_checkpoint(valid["path"])
+    assert {key: model.spec.to_dict()[key] for key in METADATA} == METADATA and not model.training
     assert all(torch.equal(value, valid["state"][key]) for key, value in model.state_dict().items())
 
 
@@ -173,8 +173,9 @@ def test_messages_say_what_is_wrong(bad_files):
                 "notes.txt": "corrupt, truncated or unsafe", "photo.webp": "corrupt, truncated or unsafe",
                 "list.pt": "not a checkpoint of this suite", "metadata_list.pt": "metadata is a list",
                 "state_ints.pt": "is an int, not a tensor", "model_unknown.pt": "unknown model 'resnet1000'",
-                "kwargs_list.pt": "model_kwargs'] is a list", "shape_mismatch.pt": "size mismatch",
-                "pipeline_unknown.pt": "unknown pipeline 'sharpen'"}
+                "kwargs_list.pt": "field 'model_kwargs' is a list", "shape_mismatch.pt": "size mismatch",
+                "pipeline_unknown.pt": "field 'pipeline' is 'sharpen'",
+                "kwargs_five_classes.pt": "num_classes=5", "std_short.pt": "field 'std'"}
     for name, words in expected.items():
         assert words in assert_checkpoint_error(model_from_checkpoint, bad_files / name)
 

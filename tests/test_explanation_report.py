@@ -10,7 +10,7 @@ import torch
 from nbhelpers.explain.report import describe_findings, explain_methods, select_faces
 from nbhelpers.models import create_model
 from nbhelpers.training.checkpoint import save_checkpoint
-from nbhelpers.training.result import TrainedModel
+from nbhelpers.training.result import TrainedModel, TrainingResult
 from nbhelpers.training.runs import find_run, load_trained_models, read_index, record_run, trained_checkpoints
 
 
@@ -52,11 +52,12 @@ def test_reading_notes_methods_whose_maps_coincide():
 
 def write_run(tmp_path, name: str, run_id: str, variant: str = "", **kwargs) -> TrainedModel:
     model = create_model(name, **kwargs)
-    metadata = {"model": name, "model_kwargs": model.model_kwargs, "classes": ["female", "male"], "input_size": 32,
-                "pipeline": "bcos" if name.startswith("bcos") else "finetune", "mean": [0.5] * 3, "std": [0.25] * 3}
-    path = save_checkpoint(tmp_path / run_id / "model.pt", {"model_state": model.state_dict(), "metadata": metadata})
-    trained = TrainedModel(name, model, metadata, path, run_id, metrics={"test": {"accuracy": 0.5}})
-    record_run(tmp_path, trained, {"balance": variant})
+    bcos = name.startswith("bcos")
+    model.spec = model.spec.replace(input_size=32, mean=None if bcos else (0.5,) * 3, std=None if bcos else (0.25,) * 3)
+    path = save_checkpoint(tmp_path / run_id / "model.pt", {"model_state": model.state_dict(),
+                                                            "metadata": model.spec.to_dict()})
+    trained = TrainedModel(model, path, run_id)
+    record_run(tmp_path, TrainingResult(trained, metrics={"test": {"accuracy": 0.5}}), {"balance": variant})
     return trained
 
 

@@ -8,14 +8,14 @@ import pandas as pd
 from nbhelpers.data.manifest import labels_of
 from nbhelpers.fairness.mitigation import PLAIN, describe_mitigation, mitigation_table
 from nbhelpers.training.evaluation import classification_metrics
-from nbhelpers.training.result import SplitPredictions, TrainedModel
+from nbhelpers.training.result import SplitPredictions, TrainingResult
 
 
-def result(frame: pd.DataFrame, wrong: np.ndarray) -> TrainedModel:
+def result(frame: pd.DataFrame, wrong: np.ndarray) -> TrainingResult:
     labels = labels_of(frame)
     predicted = np.where(wrong, 1 - labels, labels)
     probabilities = np.stack([1 - predicted, predicted], axis=1).astype(float) * 0.8 + 0.1
-    return TrainedModel("simple_cnn", None, {}, cache=SimpleNamespace(frame=frame),
+    return TrainingResult(None, cache=SimpleNamespace(frame=frame),
                         metrics={"test": classification_metrics(labels, probabilities)},
                         predictions={"test": SplitPredictions(probabilities, labels, np.arange(len(frame)))})
 

@@ -4,8 +4,8 @@ import torch.nn as nn
 import torchvision
 
 from nbhelpers.data.datasets import download
-from nbhelpers.models import (NORMALISATIONS, ModelConfig, cam_target_layer, create_model, layer_cells,
-                              list_models, model_config, register_model, registry)
+from nbhelpers.models import (NORMALISATIONS, RunSpec, RunSpecError, cam_target_layer, create_model, layer_cells,
+                              list_models, model_spec, register_model, registry)
 from nbhelpers.models.resnet import BasicBlock, ResNet
 
 DEVICE = torch.device(__import__("os").environ.get("NBHELPERS_DEVICE", "cpu"))
@@ -18,7 +18,7 @@ def test_every_model_classifies_a_tiny_batch(name):
     assert logits.shape == (2, 2) and torch.isfinite(logits).all()
     loss = model.training_step((torch.randn(2, 3, 32, 32, device=DEVICE), torch.tensor([0, 1], device=DEVICE)))
     loss.backward()
-    assert model.model_name == name and model.model_kwargs["num_classes"] == 2
+    assert model.spec.model == name and model.spec.model_kwargs["num_classes"] == 2
 
 
 def test_resnet18_matches_torchvision_layout_and_output():
@@ -54,16 +54,16 @@ def test_unknown_model():
 
 
 def test_register_model():
-    config = ModelConfig("pad_crop_flip", 32, "classifier.", lambda model: [model.features[-1]])
-    register_model("tiny_test_model", config)(lambda num_classes: create_model("simple_cnn", num_classes=num_classes))
+    spec = RunSpec("tiny_test_model", "pad_crop_flip", 32, "classifier.", ("features.7",))
+    register_model(spec)(lambda num_classes: create_model("simple_cnn", num_classes=num_classes))
     try:
         model = create_model("tiny_test_model")
-        assert model.model_name == "tiny_test_model" and model_config(model) is config
-        assert "tiny_test_model" in list_models()
+        assert model.spec.model == "tiny_test_model" and model_spec("tiny_test_model") is spec
+        assert model_spec(model).model_kwargs == {"num_classes": 2} and "tiny_test_model" in list_models()
     finally:
         registry._REGISTRY.pop("tiny_test_model")
-    with pytest.raises(ValueError, match="unknown pipeline 'raw'"):
-        register_model("raw_model", ModelConfig("raw", 32, "fc.", lambda model: []))
+    with pytest.raises(RunSpecError, match="field 'pipeline' is 'raw'"):
+        RunSpec("raw_model", "raw", 32)
 
 
 EXPECTED_PIPELINES = {"simple_cnn": "pad_crop_flip", "resnet9": "pad_crop_flip", "resnet18": "finetune",
@@ -72,12 +72,13 @@ EXPECTED_PIPELINES = {"simple_cnn": "pad_crop_flip", "resnet9": "pad_crop_flip",
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_is_registered_with_its_configuration(name):
-    config, model = model_config(name), create_model(name)
-    assert config.pipeline == EXPECTED_PIPELINES[name] and config.normalisation == NORMALISATIONS[config.pipeline]
-    assert config.input_size >= 32 and model_config(model) is config
-    assert any(key.startswith(config.classifier) for key in model.state_dict())  # the head that weights skip
-    modules = set(model.modules())
-    assert all(layer in modules for layer in config.cam_layers(model))
+    spec, model = model_spec(name), create_model(name)
+    assert spec.pipeline == EXPECTED_PIPELINES[name] and spec.normalisation == NORMALISATIONS[spec.pipeline]
+    assert spec.input_size >= 32 and model_spec(model).replace(model_kwargs={}, pretrained_source=None) == spec
+    assert spec.is_bcos == (name == "bcos_resnet18")
+    assert any(key.startswith(spec.classifier) for key in model.state_dict())  # the head that weights skip
+    names = dict(model.named_modules())
+    assert spec.cam_candidates and all(layer in names for layer in spec.cam_candidates)
 
 
 @pytest.mark.parametrize("name, size, layer", [("resnet18", 40, "layer2.1"), ("resnet18", 64, "layer3.1"),

@@ -9,7 +9,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 
-from nbhelpers.models import model_config
+from nbhelpers.models import model_spec
 from nbhelpers.reporting.run_notebooks import numbered_notebooks, run_all
 from nbhelpers.training.runs import read_index
 from tests.conftest import NOTEBOOKS, ROOT
@@ -63,7 +63,7 @@ def test_training_notebooks_record_runs(smoke_run, smoke_data_is_real):
         assert Path(runs[name]["checkpoint"]).is_file() and runs[name]["checkpoint"].endswith("model.pt")
         recorded = index[runs[name]["run_id"]]  # the run index, where 06-08 find the runs, agrees with the report
         assert recorded["model"] == name and recorded["test_accuracy"] == runs[name]["test_accuracy"]
-        assert recorded["pipeline"] == model_config(name).pipeline == runs[name]["pipeline"]
+        assert recorded["pipeline"] == model_spec(name).pipeline == runs[name]["pipeline"]
     peer = summary["04_resnet18_finetune"]["dlib_peer"]
     assert 0 <= peer["accuracy"] <= 1 and peer["images"] > 0
     if smoke_data_is_real:  # on drawn fixture faces the peer (trained on real photos) has nothing real to go on

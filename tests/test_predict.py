@@ -17,7 +17,9 @@ from PIL import Image
 from nbhelpers.models import create_model
 from nbhelpers.predict.faces import FaceDetector, centre_crop
 from nbhelpers.predict.cli import main
-from nbhelpers.predict.predictor import Predictor, expand_inputs
+from nbhelpers.predict.cli import expand_inputs
+from nbhelpers.predict.predictor import Predictor
+from nbhelpers.predict.results import NO_FACE
 from nbhelpers.training.checkpoint import CheckpointError, save_checkpoint
 from tests.conftest import ROOT, face_like, save
 
@@ -33,9 +35,9 @@ def smooth_photo(width: int = 120, height: int = 90) -> Image.Image:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     model = create_model("simple_cnn")
-    metadata = {"model": "simple_cnn", "model_kwargs": model.model_kwargs, "classes": ["female", "male"],
-                "input_size": 32, "pipeline": "finetune", "mean": [0.5] * 3, "std": [0.25] * 3}
-    return save_checkpoint(tmp_path_factory.mktemp("run") / "tiny.pt", {"model_state": model.state_dict(), "metadata": metadata})
+    spec = model.spec.replace(input_size=32, pipeline="finetune", mean=(0.5,) * 3, std=(0.25,) * 3)
+    return save_checkpoint(tmp_path_factory.mktemp("run") / "tiny.pt", {"model_state": model.state_dict(),
+                                                                          "metadata": spec.to_dict()})
 
 
 @pytest.fixture(scope="module")
@@ -80,30 +82,34 @@ def bad_and_odd_files(tmp_path, make_image) -> dict[str, object]:
 
 def test_bad_inputs_give_error_records_and_the_rest_goes_on(predictor, tmp_path, make_image):
     files = bad_and_odd_files(tmp_path, make_image)
-    with pytest.warns(UserWarning, match="no face found"):
-        records = list(predictor.predict_paths(list(files.values()), batch_size=2, progress=False))
-    assert [record["path"] for record in records] == [str(path) for path in files.values()]
-    for (name, path), record in zip(files.items(), records):
+    results = list(predictor.predict_paths(list(files.values()), batch_size=2, progress=False))
+    assert [result.name for result in results] == [str(path) for path in files.values()]
+    for (name, path), result in zip(files.items(), results):
+        record = result.to_json()
         if name in ("empty", "truncated", "text", "tiny", "bomb"):
-            assert set(record) == {"path", "error"} and str(path) in record["error"], name
+            assert set(record) == {"path", "error"} and str(path) in record["error"] and not result.ok, name
         else:
-            assert "error" not in record, (name, record)
-            (face,) = record["faces"]
-            assert face["label"] in ("female", "male") and sum(face["probabilities"].values()) == pytest.approx(1.0)
-    assert "too small" in records[3]["error"] and "decompression bomb" in records[4]["error"]
-    no_face = records[-1]
-    assert no_face["face_detected"] is False and no_face["faces"][0]["box"] == [15, 0, 105, 90]
+            assert result.ok and "error" not in record, (name, record)
+            for face in record["faces"]:
+                assert face["label"] in ("female", "male", "uncertain")
+                assert sum(face["probabilities"].values()) == pytest.approx(1.0)
+    assert "too small" in results[3].error and "decompression bomb" in results[4].error
+    no_face = results[-1].to_json()
+    assert no_face["face_detected"] is False and no_face["faces"] == [] and NO_FACE in no_face["notes"]
 
 
 def test_real_face_in_a_wider_canvas_is_found(predictor, utkface_face, tmp_path):
     canvas = Image.new("RGB", (600, 400), (90, 120, 90))
     canvas.paste(utkface_face, (300, 120))
-    (record,) = predictor.predict_paths([save(canvas, tmp_path / "scene.jpg", quality=95)], progress=False,
+    (result,) = predictor.predict_paths([save(canvas, tmp_path / "scene.jpg", quality=95)], progress=False,
                                         explain="gradcam")
-    assert record["face_detected"] is True and record["faces"][0]["detector"] == "dlib"
-    left, top, right, bottom = record["faces"][0]["box"]
+    assert result.face_detected is True and result.faces[0].detector == "dlib"
+    left, top, right, bottom = result.faces[0].box
     assert 290 <= left < right <= 510 and 110 <= top < bottom <= 330 and right - left > 80
-    assert record["faces"][0]["attribution"].shape == (32, 32)
+    assert result.faces[0].attribution.shape == (32, 32) and result.faces[0].explanation_method == "gradcam"
+    with open(tmp_path / "scene.jpg", "rb") as stream:  # the same photo as bytes in memory: the same answer
+        (in_memory,) = predictor.predict_images([("scene", stream.read())])
+    assert in_memory.faces[0].probabilities == pytest.approx(result.faces[0].probabilities)
 
 
 def test_chips_of_utkface_crops_match_the_crops(utkface_faces):
@@ -121,15 +127,17 @@ def test_chips_of_utkface_crops_match_the_crops(utkface_faces):
 def test_centre_crop_and_expand_inputs(tmp_path, make_image):
     crop = centre_crop(np.zeros((50, 80, 3), dtype=np.uint8), size=20)
     assert crop.box == (15, 0, 65, 50) and crop.chip.shape == (20, 20, 3) and crop.detector == "centre"
-    make_image("photos/b.jpg", 1), make_image("photos/a.png", 2, fmt="PNG")
+    make_image("photos/b.jpg", 1), make_image("photos/a.png", 2, fmt="PNG"), make_image("photos/c.jfif", 3)
     (tmp_path / "photos" / "notes.txt").write_text("x")
-    assert [p.name for p in expand_inputs([tmp_path / "photos", "x.jpg"])] == ["a.png", "b.jpg", "x.jpg"]
+    paths, skipped = expand_inputs([tmp_path / "photos", "x.jpg"])
+    assert [p.name for p in paths] == ["a.png", "b.jpg", "c.jfif", "x.jpg"]
+    assert [(p.name, "not an image" in reason) for p, reason in skipped] == [("notes.txt", True)]
 
 
 def test_no_detect_uses_centre_crops_and_cli_exit_zero(checkpoint, tmp_path, make_image, capsys):
     make_image("photos/a.jpg", 1, size=48), make_image("photos/b.jpg", 2, size=48)
-    records = list(Predictor(checkpoint, "cpu", detect=False).predict_paths([tmp_path / "photos" / "a.jpg"], progress=False))
-    assert records[0]["face_detected"] is False and records[0]["faces"][0]["detector"] == "centre"
+    (result,) = Predictor(checkpoint, "cpu", detect=False).predict_paths([tmp_path / "photos" / "a.jpg"], progress=False)
+    assert result.faces[0].detector == "centre" and result.faces[0].box == (0, 0, 48, 48)
     assert main(["--checkpoint", str(checkpoint), "--no-detect", "--no-progress", str(tmp_path / "photos")]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["path"].rsplit("/", 1)[1] for line in lines] == ["a.jpg", "b.jpg"]
@@ -180,9 +188,7 @@ def test_upload_app_shows_faces_explanations_and_readable_errors(checkpoint, utk
 def test_boxed_photo_draws_each_face_box(tmp_path):
     from nbhelpers.predict.upload_app import boxed_photo
 
-    path = tmp_path / "photo.png"
-    Image.new("RGB", (720, 480), (0, 0, 0)).save(path)
-    picture = boxed_photo(path, [(100, 100, 300, 300)], side=360)
+    picture = boxed_photo(Image.new("RGB", (720, 480), (0, 0, 0)), [(100, 100, 300, 300)], side=360)
     assert picture.shape == (240, 360, 3)
     assert tuple(picture[50, 100]) == (255, 200, 0) and tuple(picture[100, 100]) == (0, 0, 0)  # edge drawn, inside not
 

@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from nbhelpers.models import create_model
-from nbhelpers.predict.evaluation import (accuracy_table, central_face, evaluate_photos, evaluation_summary,
-                                          read_labels, risk_coverage)
-from nbhelpers.predict.predictor import UNCERTAIN, Predictor
+from nbhelpers.predict.evaluation import accuracy_table, evaluate_photos, evaluation_summary, read_labels, risk_coverage
+from nbhelpers.predict.predictor import Predictor
+from nbhelpers.predict.results import UNCERTAIN, FaceResult, PhotoResult
 from nbhelpers.training.checkpoint import save_checkpoint
 from tests.conftest import ROOT
 
 
 class FakePredictor:
-    """Returns fixed probabilities of 'male' per file; two faces in 'b.jpg' (the central one is scored)."""
+    """Fixed probabilities of 'male' per file; two faces in 'b.jpg' (the central one is scored); no face in 'c.jpg'."""
 
     classes = ["female", "male"]
     uncertain_below = 0.7
@@ -29,16 +29,17 @@ class FakePredictor:
     def predict_paths(self, paths, progress=True, keep_chips=False):
         for path in paths:
             if path.name == "broken.jpg":
-                yield {"path": str(path), "error": f"{path}: not an image file"}
+                yield PhotoResult(str(path), error=f"{path}: not an image file")
                 continue
             def face(p, box):
-                return {"box": box, "detector": "dlib", "chip": np.zeros((8, 8, 3), np.uint8),
-                        "probabilities": {"female": 1 - p, "male": p}, "predicted": "male" if p > 0.5 else "female",
-                        "label": "male" if p > 0.5 else "female"}
-            faces = [face(self.male[path.name], [40, 40, 60, 60])]
+                return FaceResult(box, {"female": 1 - p, "male": p}, "male" if p > 0.5 else "female", False, "dlib",
+                                  chip=np.zeros((8, 8, 3), np.uint8))
+            faces = [face(self.male[path.name], (40, 40, 60, 60))]
             if path.name == "b.jpg":
-                faces.insert(0, face(1 - self.male[path.name], [0, 0, 30, 30]))  # larger, but off-centre
-            yield {"path": str(path), "image_size": [100, 100], "face_detected": path.name != "c.jpg", "faces": faces}
+                faces.insert(0, face(1 - self.male[path.name], (0, 0, 30, 30)))  # larger, but off-centre
+            if path.name == "c.jpg":
+                faces = []
+            yield PhotoResult(str(path), (100, 100), tuple(faces))
 
 
 def labels_file(tmp_path, rows):
@@ -62,7 +63,8 @@ def test_photos_are_scored_on_the_central_face_with_groups_and_coverage(tmp_path
     assert coverage.loc[0.7, "coverage"] == 0.5 and coverage.loc[0.7, "accuracy"] == 1.0  # a (0.9) and b (0.8) kept
     summary = evaluation_summary(frame, accuracy_table(frame, bootstrap=50), coverage, 0.7)
     assert summary["unreadable"] == 1 and summary["detection_rate"] == 0.75 and summary["several_faces"] == 1
-    assert summary["coverage"] == 0.5 and summary["accuracy_when_answered"] == 1.0 and summary["ours_accuracy"] == 0.5
+    assert summary["coverage"] == pytest.approx(2 / 3) and summary["accuracy_when_answered"] == 1.0  # of 3 faces found
+    assert summary["ours_accuracy"] == 0.5 and frame.loc[2, "detected"] == False  # noqa: E712 - c.jpg: no face, a miss
 
 
 def test_labels_file_errors_name_the_file_and_row(tmp_path):
@@ -75,27 +77,26 @@ def test_labels_file_errors_name_the_file_and_row(tmp_path):
 
 
 def test_central_face_prefers_the_centre_then_size():
-    faces = [{"box": [0, 0, 50, 50]}, {"box": [45, 45, 55, 55]}, {"box": [40, 40, 60, 60]}]
-    assert central_face(faces, (100, 100)) == 2
+    faces = [FaceResult(box, {"female": 0.5, "male": 0.5}, "female", False, "dlib")
+             for box in [(0, 0, 50, 50), (45, 45, 55, 55), (40, 40, 60, 60)]]
+    assert PhotoResult("x", (100, 100), tuple(faces)).central_face() is faces[2]
 
 
 @pytest.fixture
 def checkpoint(tmp_path):
     torch.manual_seed(0)
     model = create_model("simple_cnn")
-    metadata = {"model": "simple_cnn", "model_kwargs": model.model_kwargs, "classes": ["female", "male"],
-                "input_size": 32, "pipeline": "pad_crop_flip", "mean": [0.5] * 3, "std": [0.25] * 3,
-                "uncertain_below": 0.999}
-    return save_checkpoint(tmp_path / "model.pt", {"model_state": model.state_dict(), "metadata": metadata})
+    spec = model.spec.replace(input_size=32, mean=(0.5,) * 3, std=(0.25,) * 3, uncertain_below=0.999)
+    return save_checkpoint(tmp_path / "model.pt", {"model_state": model.state_dict(), "metadata": spec.to_dict()})
 
 
 def test_below_the_runs_threshold_the_answer_is_uncertain(checkpoint, make_image, single_thread):
     photo = make_image("photo.jpg", seed=3, size=64)
-    record = next(Predictor(checkpoint, "cpu", detect=False).predict_paths([photo], progress=False))
+    record = next(Predictor(checkpoint, "cpu", detect=False).predict_paths([photo], progress=False)).to_json()
     face = record["faces"][0]
     assert face["label"] == UNCERTAIN and face["uncertain"] and face["predicted"] in ("female", "male")
     answered = next(Predictor(checkpoint, "cpu", detect=False, uncertain_below=0).predict_paths([photo], progress=False))
-    assert answered["faces"][0]["label"] == face["predicted"] and record["image_size"] == [64, 64]
+    assert answered.faces[0].label == face["predicted"] and record["image_size"] == [64, 64]
 
 
 def test_evaluate_command_writes_its_tables(checkpoint, make_image, tmp_path):
@@ -104,10 +105,11 @@ def test_evaluate_command_writes_its_tables(checkpoint, make_image, tmp_path):
     labels = labels_file(tmp_path, [(f"{i}.jpg", g, "20-29") for i, g in enumerate(["female", "male", "female"])])
     out = subprocess.run([sys.executable, "-m", "nbhelpers.evaluate", str(tmp_path / "photos"), "--checkpoint",
                           str(checkpoint), "--labels", str(labels), "--output", str(tmp_path / "out"), "--bootstrap",
-                          "20", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          "20", "--device", "cpu", "--no-detect"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["photos"] == 3 and summary["uncertain_below"] == 0.999 and "peer_accuracy" in summary
+    assert summary["detection_rate"] == 1.0  # centre crops: every photo answered
     assert set(pd.read_csv(tmp_path / "out" / "groups.csv")["model"]) == {"ours", "dlib peer"}
     missing = subprocess.run([sys.executable, "-m", "nbhelpers.evaluate", str(tmp_path), "--checkpoint", str(labels),
                               "--labels", str(labels)], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -7,7 +7,7 @@ import pytest
 from nbhelpers.training.profiles import TRAINING, training_profile
 from nbhelpers.training.run import run_training
 from nbhelpers.training.runs import find_run, read_index
-from nbhelpers.models import list_models, model_config
+from nbhelpers.models import list_models, model_spec
 from nbhelpers.training.checkpoint import load_checkpoint
 from nbhelpers.training.cli import main
 from nbhelpers.training.config import TrainConfig, run_directory
@@ -64,7 +64,7 @@ def test_cli_and_notebook_path_record_the_models_own_pipeline(name, toy_data, tm
                  *[item for key, value in common.items() for item in (f"--{key.replace('_', '-')}", value)]]) == 0
     cli_run = find_run(tmp_path / "ckpt", name)
     notebook = run_training(TrainConfig(model=name, **settings, **common), progress=False)
-    expected = model_config(name).pipeline
+    expected = model_spec(name).pipeline
     assert load_checkpoint(cli_run["checkpoint"])["metadata"]["pipeline"] == expected == cli_run["pipeline"]
-    assert notebook.metadata["pipeline"] == expected and str(notebook.checkpoint) == cli_run["checkpoint"]
+    assert notebook.spec.pipeline == expected and str(notebook.trained.checkpoint) == cli_run["checkpoint"]
     assert len(read_index(tmp_path / "ckpt")) == 1

@@ -85,15 +85,20 @@ def test_truncated_and_mismatched_checkpoints(tmp_path):
     from nbhelpers.models import create_model
 
     model = create_model("simple_cnn")
-    path = save_checkpoint(tmp_path / "good.pt", {"model_state": model.state_dict(),
-                                                  "metadata": {"model": "simple_cnn", "model_kwargs": {"num_classes": 2}}})
-    loaded, metadata = model_from_checkpoint(path)
-    assert metadata["model"] == "simple_cnn" and not loaded.training
+    statistics = {"mean": [0.5] * 3, "std": [0.2] * 3}
+    path = save_checkpoint(tmp_path / "good.pt", {"model_state": model.state_dict(), "metadata": {
+        "model": "simple_cnn", "model_kwargs": {"num_classes": 2}, **statistics}})
+    loaded = model_from_checkpoint(path)
+    assert loaded.spec.model == "simple_cnn" and loaded.spec.input_size == 40 and not loaded.training
+    save_checkpoint(tmp_path / "no_statistics.pt", {"model_state": model.state_dict(),
+                                                    "metadata": {"model": "simple_cnn"}})
+    with pytest.raises(CheckpointError, match="no_statistics.pt: metadata lacks 'mean'/'std'"):
+        model_from_checkpoint(tmp_path / "no_statistics.pt")
     (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:2000])
     with pytest.raises(CheckpointError, match="cut.pt: corrupt, truncated"):
         load_checkpoint(tmp_path / "cut.pt")
     save_checkpoint(tmp_path / "wrong.pt", {"model_state": model.state_dict(),
-                                            "metadata": {"model": "resnet9", "model_kwargs": {"num_classes": 2}}})
+                                            "metadata": {"model": "resnet9", "model_kwargs": {"num_classes": 2}, **statistics}})
     with pytest.raises(CheckpointError, match="wrong.pt: does not fit model 'resnet9'"):
         model_from_checkpoint(tmp_path / "wrong.pt")
     with pytest.raises(CheckpointError, match="missing.pt: checkpoint not found"):

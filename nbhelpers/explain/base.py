@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 
+from nbhelpers.models.inference import class_probabilities as model_probabilities  # re-exported for explainers
+
 __all__ = ["Attribution", "Targets", "Explainer", "select_targets", "model_probabilities", "is_bcos_model"]
 
 Targets = str | int | torch.Tensor
@@ -41,13 +43,10 @@ class Attribution:
 
 
 def is_bcos_model(model: nn.Module) -> bool:
-    """True for models that expect the B-cos 6-channel encoding (``bcos_encoding = True``)."""
-    return bool(getattr(model, "bcos_encoding", False))
-
-
-def model_probabilities(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
-    """The model's own ``probabilities(logits)`` (softmax for every model of the suite)."""
-    return model.probabilities(logits) if hasattr(model, "probabilities") else logits.softmax(dim=1)
+    """True for models whose run spec (``model.spec``, attached by ``create_model``) says B-cos: they take the
+    6-channel B-cos encoding and their explanation is exact. Models without a spec are not B-cos models."""
+    spec = getattr(model, "spec", None)
+    return bool(spec is not None and spec.is_bcos)
 
 
 def select_targets(logits: torch.Tensor, target: Targets) -> torch.Tensor:

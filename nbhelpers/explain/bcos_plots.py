@@ -16,19 +16,19 @@ import pandas as pd
 import torch
 
 from nbhelpers.data.loaders import CLASSES
-from nbhelpers.training.result import TrainedModel
+from nbhelpers.training.result import TrainingResult
 from nbhelpers.explain.bcos import BcosExplanation, explain
 
 __all__ = ["explain_split", "show_bcos_explanations", "completeness_table"]
 
 
-def explain_split(trained: TrainedModel, split: str = "test", count: int = 8, seed: int = 0,
+def explain_split(trained: TrainingResult, split: str = "test", count: int = 8, seed: int = 0,
                   target: str | int = "predicted") -> tuple[np.ndarray, np.ndarray, BcosExplanation]:
     """Explain ``count`` faces drawn (seeded) from ``split`` of a ``run_training`` result of a B-cos model.
 
     Returns the uint8 faces (N, H, W, 3), their labels and the ``BcosExplanation``.
     """
-    if trained.metadata["pipeline"] != "bcos":
+    if not trained.spec.is_bcos:
         raise ValueError(f"run of {trained.name!r} does not use the B-cos input encoding")
     predictions = trained.predictions[split]
     rows = predictions.rows

@@ -55,7 +55,7 @@ __all__ = ["CamExplainer", "GradCamExplainer", "GradCamPlusPlusExplainer", "XGra
 
 def target_layer(model: nn.Module, input_size: int | None = None) -> nn.Module:
     """The layer whose activation the CAM methods weight at ``input_size``: the model's registered CAM
-    candidates (``ModelConfig.cam_layers``), the deepest with at least 4 x 4 cells (``cam_target_layer``).
+    candidates (``RunSpec.cam_candidates``), the deepest with at least 4 x 4 cells (``cam_target_layer``).
 
     ResNets (B-cos too): ``layer4[-1]`` from 128 px, ``layer3[-1]`` from 64 px, else ``layer2[-1]``.
     ResNet-9: ``res2``. Simple CNN: the last ReLU. EfficientNet-Lite0: ``_bn1`` (stride 32) from 128 px,

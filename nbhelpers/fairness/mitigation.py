@@ -18,7 +18,7 @@ from nbhelpers.data.groups import Grouping
 from nbhelpers.fairness.bias import gap_summary, group_table
 from nbhelpers.training.profiles import training_profile
 from nbhelpers.training.config import TrainConfig
-from nbhelpers.training.result import TrainedModel
+from nbhelpers.training.result import TrainingResult
 from nbhelpers.training.run import run_training
 
 __all__ = ["PLAIN", "train_plain_and_balanced", "mitigation_table", "describe_mitigation"]
@@ -27,7 +27,7 @@ PLAIN = "plain"
 
 
 def train_plain_and_balanced(model: str, profile: str, balance: str, dataset: str, data_dir: str, seed: int = 0,
-                             progress: bool = True) -> dict[str, TrainedModel]:
+                             progress: bool = True) -> dict[str, TrainingResult]:
     """``run_training`` of ``model`` with the profile's settings, without and with ``balance`` sampling.
 
     Both take the model's registered pipeline. The plain run has the same settings (and so the same
@@ -40,11 +40,11 @@ def train_plain_and_balanced(model: str, profile: str, balance: str, dataset: st
             f"balanced by {balance}": run_training(TrainConfig(**settings, balance=balance), progress)}
 
 
-def _test_frame(trained: TrainedModel) -> pd.DataFrame:
+def _test_frame(trained: TrainingResult) -> pd.DataFrame:
     return trained.cache.frame.iloc[trained.predictions["test"].rows].reset_index(drop=True)
 
 
-def mitigation_table(results: dict[str, TrainedModel], groupings: Sequence[Grouping] | None, min_count: int = 30,
+def mitigation_table(results: dict[str, TrainingResult], groupings: Sequence[Grouping] | None, min_count: int = 30,
                      bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
     """One row per training variant and grouping: overall and balanced accuracy, the worst group's
     accuracy with its 95% interval, the worst group of the plain run and its accuracy in this variant, and the gap.

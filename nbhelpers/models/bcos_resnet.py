@@ -31,7 +31,8 @@ from nbhelpers.models.bcos_layers import (
     explanation_mode,
 )
 from nbhelpers.models.factories import resnet_stages
-from nbhelpers.models.registry import ModelConfig, register_model
+from nbhelpers.models.registry import register_model
+from nbhelpers.models.spec import RunSpec
 from nbhelpers.models.resnet import BasicBlock, Bottleneck, ResNet
 
 __all__ = ["BcosResNet", "bcos_resnet18"]
@@ -41,11 +42,9 @@ class BcosResNet(ResNet):
     """A ResNet built with B-cos layers; trains with BCE on one-hot targets.
 
     ``forward`` takes the encoded (N, 6, H, W) input; a 3-channel batch (images in 0..1) is encoded on
-    the fly, so generic code that feeds RGB still works. ``bcos_encoding = True`` tells checkpoints and
-    inference code which input the model expects.
+    the fly, so generic code that feeds RGB still works. Its registered ``RunSpec`` (pipeline ``bcos``) tells
+    checkpoints and inference code which input the model expects.
     """
-
-    bcos_encoding = True
 
     def __init__(self, block: Type[BasicBlock | Bottleneck], layers: list[int], num_classes: int = 2, b: float = 2.0,
                  max_out: int = 1, logit_bias: float | None = None, logit_temperature: float | None = None,
@@ -87,8 +86,8 @@ class BcosResNet(ResNet):
         return explanation_mode(self)
 
 
-@register_model("bcos_resnet18", ModelConfig("bcos", 64, "fc.", resnet_stages,
-                                             description="B-cos ResNet-18, 6-channel B-cos encoding"))
+@register_model(RunSpec("bcos_resnet18", "bcos", 64, "fc.", resnet_stages((2, 2, 2, 2)),
+                        description="B-cos ResNet-18, 6-channel B-cos encoding"))
 def bcos_resnet18(num_classes: int = 2, small_input: bool = False, width: int = 64, b: float = 2.0,
                   pretrained: bool | str = False, **kwargs) -> BcosResNet:
     """B-cos ResNet-18 from scratch (``max_out``, ``logit_bias``, ``logit_temperature`` pass through)."""

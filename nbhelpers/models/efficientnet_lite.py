@@ -23,7 +23,8 @@ import torch.nn.functional as functional
 
 from nbhelpers.models.base import ImageClassificationBase
 from nbhelpers.models.pretrained import load_backbone
-from nbhelpers.models.registry import ModelConfig, register_model
+from nbhelpers.models.registry import register_model
+from nbhelpers.models.spec import RunSpec
 
 __all__ = ["EfficientNetLite0", "efficientnet_lite0", "lite0_weights_path"]
 
@@ -156,15 +157,13 @@ def lite0_weights_path() -> Path:
     return path
 
 
-def _cam_layers(model: EfficientNetLite0) -> list[nn.Module]:
-    # the last block at stride 16 (end of the 112-channel stage), then the head's batch norm at stride 32;
-    # the ReLU6 after ``_bn1`` runs in place, so the recorded map is the activated 1280-channel head map
-    last_stride_16 = sum(repeats for *_, repeats in STAGES[:5]) - 1
-    return [model._blocks[last_stride_16], model._bn1]
+# CAM candidates: the last block at stride 16 (end of the 112-channel stage), then the head's batch norm at
+# stride 32; the ReLU6 after ``_bn1`` runs in place, so the recorded map is the activated 1280-channel head map
+_CAM_CANDIDATES = (f"_blocks.{sum(repeats for *_, repeats in STAGES[:5]) - 1}", "_bn1")
 
 
-@register_model("efficientnet_lite0", ModelConfig("finetune", 96, HEAD_PREFIX, _cam_layers, pretrained="imagenet",
-                                                  description="EfficientNet-Lite0, ImageNet normalisation"))
+@register_model(RunSpec("efficientnet_lite0", "finetune", 96, HEAD_PREFIX, _CAM_CANDIDATES, pretrained="imagenet",
+                        description="EfficientNet-Lite0, ImageNet normalisation"))
 def efficientnet_lite0(num_classes: int = 2, pretrained: bool | str | Path = False,
                        **kwargs) -> EfficientNetLite0:
     """EfficientNet-Lite0 with a new ``num_classes`` head.

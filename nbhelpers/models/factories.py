@@ -15,29 +15,27 @@ import torch.nn as nn
 
 from nbhelpers.data.datasets.download import DownloadError, torchvision_weights
 from nbhelpers.models.pretrained import load_backbone
-from nbhelpers.models.registry import ModelConfig, register_model
+from nbhelpers.models.registry import register_model
+from nbhelpers.models.spec import RunSpec
 from nbhelpers.models.resnet import BasicBlock, Bottleneck, ResNet
 from nbhelpers.models.small import ResNet9, SimpleCNN
 
-__all__ = ["simple_cnn", "resnet9", "resnet18", "resnet50", "load_pretrained", "resnet_stages", "RESNET_CONFIG"]
+__all__ = ["simple_cnn", "resnet9", "resnet18", "resnet50", "load_pretrained", "resnet_stages"]
 
 
-def _last_relu(model: SimpleCNN) -> list[nn.Module]:
-    return [[module for module in model.features if isinstance(module, nn.ReLU)][-1]]
+def resnet_stages(blocks: tuple[int, int, int, int]) -> tuple[str, ...]:
+    """CAM candidates of a ResNet with ``blocks`` per stage: the last block of layer2, layer3 and layer4 (an
+    earlier stage where layer4's map would be too coarse to localise anything, e.g. 2 x 2 at 64 px)."""
+    return tuple(f"layer{stage}.{blocks[stage - 1] - 1}" for stage in (2, 3, 4))
 
 
-def resnet_stages(model: ResNet) -> list[nn.Module]:
-    """CAM candidates of a ResNet: the last block of layer2, layer3 and layer4 (an earlier stage where
-    layer4's map would be too coarse to localise anything, e.g. 2 x 2 at 64 px)."""
-    return [model.layer2[-1], model.layer3[-1], model.layer4[-1]]
+def _resnet_spec(name: str, blocks: tuple[int, int, int, int]) -> RunSpec:
+    return RunSpec(name, "finetune", 64, "fc.", resnet_stages(blocks), pretrained="imagenet",
+                   description="torchvision-layout ResNet, ImageNet normalisation, resize + flip")
 
 
-RESNET_CONFIG = ModelConfig("finetune", 64, "fc.", resnet_stages, pretrained="imagenet",
-                            description="torchvision-layout ResNet, ImageNet normalisation, resize + flip")
-
-
-@register_model("simple_cnn", ModelConfig("pad_crop_flip", 40, "classifier.", _last_relu,
-                                          description="plain CNN baseline, pad/crop/flip"))
+@register_model(RunSpec("simple_cnn", "pad_crop_flip", 40, "classifier.", ("features.7",),
+                        description="plain CNN baseline, pad/crop/flip (CAM layer: the last ReLU)"))
 def simple_cnn(num_classes: int = 2, **kwargs) -> SimpleCNN:
     """The plain CNN baseline."""
     model = SimpleCNN(num_classes, **kwargs)
@@ -45,8 +43,8 @@ def simple_cnn(num_classes: int = 2, **kwargs) -> SimpleCNN:
     return model
 
 
-@register_model("resnet9", ModelConfig("pad_crop_flip", 40, "classifier.", lambda model: [model.res2],
-                                       description="ResNet-9 of the classic tutorial, pad/crop/flip"))
+@register_model(RunSpec("resnet9", "pad_crop_flip", 40, "classifier.", ("res2",),
+                        description="ResNet-9 of the classic tutorial, pad/crop/flip"))
 def resnet9(num_classes: int = 2, **kwargs) -> ResNet9:
     """ResNet-9 of the classic tutorial (CAM layer ``res2``: its gradient equals that of ``res2(x) + x``)."""
     model = ResNet9(num_classes, **kwargs)
@@ -73,17 +71,17 @@ def load_pretrained(model: nn.Module, architecture: str, pretrained: bool | str,
 
 def _resnet(architecture: str, block, layers: list[int], num_classes: int, pretrained: bool | str, **kwargs) -> ResNet:
     model = ResNet(block, layers, num_classes, **kwargs)
-    model.pretrained_source = load_pretrained(model, architecture, pretrained, RESNET_CONFIG.classifier)
+    model.pretrained_source = load_pretrained(model, architecture, pretrained, "fc.")
     return model
 
 
-@register_model("resnet18", RESNET_CONFIG)
+@register_model(_resnet_spec("resnet18", (2, 2, 2, 2)))
 def resnet18(num_classes: int = 2, pretrained: bool | str = False, **kwargs) -> ResNet:
     """ResNet-18 with a ``num_classes`` head; ``small_input=True`` removes the first max-pool."""
     return _resnet("resnet18", BasicBlock, [2, 2, 2, 2], num_classes, pretrained, **kwargs)
 
 
-@register_model("resnet50", RESNET_CONFIG)
+@register_model(_resnet_spec("resnet50", (3, 4, 6, 3)))
 def resnet50(num_classes: int = 2, pretrained: bool | str = False, **kwargs) -> ResNet:
     """ResNet-50 with a ``num_classes`` head."""
     return _resnet("resnet50", Bottleneck, [3, 4, 6, 3], num_classes, pretrained, **kwargs)

@@ -1,6 +1,6 @@
 """Pretrained weights: one loader for every model, reading a state dict and copying the backbone.
 
-The classifier (the state-dict prefix named by the model's ``ModelConfig.classifier``) is never
+The classifier (the state-dict prefix named by the model's ``RunSpec.classifier``) is never
 loaded: the suite's heads have two outputs. ``strict=True`` demands that every backbone tensor is
 present with the right shape (EfficientNet-Lite0's packaged weights); ``strict=False`` loads what
 fits and warns about the rest (torchvision's ImageNet ResNets into the suite's ResNet layout).

@@ -1,66 +1,46 @@
-"""The model registry: every model is registered by decorator next to its definition with a
-``ModelConfig`` (in the manner of timm's ``pretrained_cfg``), and every consumer reads it.
+"""The model registry: every model is registered by decorator next to its definition with its default
+``RunSpec`` (in the manner of timm's ``pretrained_cfg``), and every consumer reads the spec.
 
-``ModelConfig`` says how a model is fed and explained: the input pipeline and its normalisation
+The registered spec says how a model is fed and explained: the input pipeline and its normalisation
 (training-split statistics, ImageNet statistics, or the B-cos encoding), the default input size, the
-state-dict prefix of its classifier (left out when pretrained weights are loaded) and the candidate
-CAM target layers, from which ``cam_target_layer`` picks the deepest that still has
-``MIN_CAM_CELLS`` x ``MIN_CAM_CELLS`` cells at a given input size. A caller may still override any
-of these explicitly (``TrainConfig(pipeline=...)``, ``create_explainer(..., layer=...)``).
+state-dict prefix of its classifier (left out when pretrained weights are loaded), the default
+pretrained weights and the candidate CAM target layers (module names), from which ``cam_target_layer``
+picks the deepest that still has ``MIN_CAM_CELLS`` x ``MIN_CAM_CELLS`` cells at a given input size.
+``create_model`` attaches the spec, with the factory's arguments, to the model as ``model.spec``.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
 
-__all__ = ["ModelConfig", "NORMALISATIONS", "MIN_CAM_CELLS", "register_model", "model_config", "create_model",
-           "list_models", "cam_target_layer", "layer_cells"]
+from nbhelpers.models.spec import NORMALISATIONS, CamLayer, RunSpec
 
-# pipeline -> how its input is normalised (nbhelpers.data.transforms.build_pipeline implements each)
-NORMALISATIONS = {"pad_crop_flip": "training-split mean/std", "finetune": "ImageNet mean/std",
-                  "bcos": "B-cos encoding [r, g, b, 1-r, 1-g, 1-b], no mean/std"}
+__all__ = ["RunSpec", "NORMALISATIONS", "MIN_CAM_CELLS", "register_model", "model_spec", "create_model",
+           "list_models", "cam_target_layer", "cam_layer_spec", "layer_cells"]
+
 MIN_CAM_CELLS = 4
 _BUILTIN_MODULES = ("nbhelpers.models.factories", "nbhelpers.models.efficientnet_lite", "nbhelpers.models.bcos_resnet")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """How a registered model is fed, initialised and explained."""
-
-    pipeline: str  # key of NORMALISATIONS
-    input_size: int  # default input size in px
-    classifier: str  # state-dict prefix of the head, e.g. "fc."
-    cam_layers: Callable[[nn.Module], Sequence[nn.Module]]  # CAM candidates, shallow to deep
-    pretrained: str = ""  # default weights: "imagenet" or "" (random)
-    description: str = field(default="", compare=False)
-
-    @property
-    def normalisation(self) -> str:
-        """What the pipeline does to pixel values."""
-        return NORMALISATIONS[self.pipeline]
-
-
-@dataclass(frozen=True)
 class _Entry:
     factory: Callable[..., nn.Module]
-    config: ModelConfig
+    spec: RunSpec
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def register_model(name: str, config: ModelConfig) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register the decorated factory ``(num_classes=..., **kwargs) -> model`` as ``name``."""
-    if config.pipeline not in NORMALISATIONS:
-        raise ValueError(f"{name}: unknown pipeline {config.pipeline!r}; choose one of {sorted(NORMALISATIONS)}")
+def register_model(spec: RunSpec) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register the decorated factory ``(num_classes=..., **kwargs) -> model`` as ``spec.model``."""
 
     def decorate(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = _Entry(factory, config)
+        _REGISTRY[spec.model] = _Entry(factory, spec)
         return factory
 
     return decorate
@@ -84,19 +64,31 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def model_config(name_or_model: str | nn.Module) -> ModelConfig:
-    """The ``ModelConfig`` of a registered name, or of a model built by ``create_model``."""
-    name = name_or_model if isinstance(name_or_model, str) else getattr(name_or_model, "model_name", None)
-    if name is None:
-        raise KeyError(f"{type(name_or_model).__name__} was not built by create_model: no registered configuration")
-    return _entry(name).config
+def model_spec(name_or_model: str | nn.Module) -> RunSpec:
+    """The registered default ``RunSpec`` of a name, or the spec attached to a model built by ``create_model``.
+
+    Raises ``KeyError`` for an unknown name or a model not built by ``create_model``."""
+    if isinstance(name_or_model, str):
+        return _entry(name_or_model).spec
+    spec = getattr(name_or_model, "spec", None)
+    if not isinstance(spec, RunSpec):
+        raise KeyError(f"{type(name_or_model).__name__} was not built by create_model: no run spec attached")
+    return spec
 
 
-def create_model(name: str, num_classes: int = 2, **kwargs: Any) -> nn.Module:
-    """Build the model registered as ``name``; records ``model_name`` and ``model_kwargs`` for checkpoints."""
-    model = _entry(name).factory(num_classes=num_classes, **kwargs)
-    model.model_name = name
-    model.model_kwargs = {"num_classes": num_classes, **kwargs}
+def create_model(name: str | RunSpec, num_classes: int = 2, **kwargs: Any) -> nn.Module:
+    """Build the model registered as ``name`` (or described by a ``RunSpec``, with its ``model_kwargs``) and
+    attach its spec as ``model.spec``, with the factory's arguments and the pretrained source it loaded."""
+    if isinstance(name, RunSpec):
+        spec, kwargs = name, {**name.model_kwargs, **kwargs}
+        kwargs.pop("num_classes", None)
+        num_classes = len(spec.classes)
+    else:
+        spec = _entry(name).spec
+    model = _entry(spec.model).factory(num_classes=num_classes, **kwargs)
+    arguments = {key: value for key, value in kwargs.items() if key != "pretrained"}
+    model.spec = spec.replace(model_kwargs={"num_classes": num_classes, **arguments},
+                              pretrained_source=getattr(model, "pretrained_source", spec.pretrained_source))
     return model
 
 
@@ -122,11 +114,25 @@ def layer_cells(model: nn.Module, layers: Sequence[nn.Module], input_size: int) 
     return [sizes[i] for i in range(len(layers))]
 
 
+def cam_layer_spec(model: nn.Module, input_size: int | None = None, min_cells: int = MIN_CAM_CELLS) -> CamLayer:
+    """The deepest CAM candidate of ``model`` (``spec.cam_candidates``) whose map has at least ``min_cells``
+    cells per side at ``input_size`` (default: the spec's), measured by one forward pass; the shallowest
+    candidate when none has. Returned as data: the module name and its reduction (input px per cell)."""
+    spec = model_spec(model)
+    size = input_size or spec.input_size
+    if not spec.cam_candidates:
+        raise KeyError(f"{spec.model}: no CAM candidates registered")
+    candidates = [model.get_submodule(name) for name in spec.cam_candidates]
+    cells = layer_cells(model, candidates, size)
+    usable = [index for index, (height, width) in enumerate(cells) if min(height, width) >= min_cells]
+    index = usable[-1] if usable else 0
+    return CamLayer(spec.cam_candidates[index], max(1, round(size / max(1, min(cells[index])))))
+
+
 def cam_target_layer(model: nn.Module, input_size: int | None = None, min_cells: int = MIN_CAM_CELLS) -> nn.Module:
-    """The deepest CAM candidate of ``model`` whose map has at least ``min_cells`` cells per side at
-    ``input_size`` (default: the registered size); the shallowest candidate when none has."""
-    config = model_config(model)
-    candidates = list(config.cam_layers(model))
-    cells = layer_cells(model, candidates, input_size or config.input_size)
-    usable = [layer for layer, (height, width) in zip(candidates, cells) if min(height, width) >= min_cells]
-    return usable[-1] if usable else candidates[0]
+    """The CAM target module of ``model`` at ``input_size``: the spec's recorded ``cam_layer`` when it was
+    chosen for that size, else ``cam_layer_spec``'s choice."""
+    spec = model_spec(model)
+    if spec.cam_layer is not None and (input_size in (None, spec.input_size)):
+        return model.get_submodule(spec.cam_layer.module)
+    return model.get_submodule(cam_layer_spec(model, input_size, min_cells).module)

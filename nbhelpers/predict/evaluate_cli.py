@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-peer", action="store_true", help="skip the dlib-models peer")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     add_detector_arguments(parser)
+    parser.add_argument("--no-detect", action="store_true", help="skip face detection: the photos are face crops")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     return parser
 
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
         labels = read_labels(arguments.labels)
-        predictor = Predictor(arguments.checkpoint, arguments.device,
+        predictor = Predictor(arguments.checkpoint, arguments.device, detect=not arguments.no_detect,
                               detector=detector_from_arguments(arguments))
     except (CheckpointError, ValueError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)

@@ -23,9 +23,10 @@ import pandas as pd
 
 from nbhelpers.data.manifest import GENDERS, labels_of
 from nbhelpers.fairness.bias import group_table
+from nbhelpers.predict.results import PhotoResult
 from nbhelpers.training.abstention import selective_accuracy
 
-__all__ = ["labelled_uploads", "read_labels", "central_face", "evaluate_photos", "accuracy_table", "risk_coverage", "evaluation_summary",
+__all__ = ["labelled_uploads", "read_labels", "evaluate_photos", "accuracy_table", "risk_coverage", "evaluation_summary",
            "COVERAGE_THRESHOLDS"]
 
 COVERAGE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -48,52 +49,55 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def central_face(faces: Sequence[dict[str, Any]], image_size: Sequence[int]) -> int:
-    """Index of the face whose box centre is nearest the image centre (the larger one on a tie)."""
-    width, height = image_size
-    def distance(face: dict[str, Any]) -> tuple[float, float]:
-        left, top, right, bottom = face["box"]
-        centre = ((left + right) / 2 - width / 2) ** 2 + ((top + bottom) / 2 - height / 2) ** 2
-        return centre, -(right - left) * (bottom - top)
-    return min(range(len(faces)), key=lambda index: distance(faces[index]))
+# the columns evaluate_photos adds to the labels (everything else but file and gender is a group column)
+RESULT_COLUMNS = ("detected", "faces", "detector", "label", "predicted", "p_female", "p_male", "confidence", "error",
+                  "correct", "peer_p_male", "peer_correct")
 
 
-def _photo_row(record: dict[str, Any], classes: Sequence[str]) -> dict[str, Any]:
-    if "error" in record:
-        return {"error": record["error"]}
-    faces = record["faces"]
-    face = faces[central_face(faces, record["image_size"])]
-    probabilities = [face["probabilities"][name] for name in classes]
-    return {"detected": bool(record["face_detected"]), "faces": len(faces), "detector": face["detector"],
-            "label": face["label"], "predicted": face["predicted"], "p_female": probabilities[0], "p_male": probabilities[1],
-            "confidence": max(probabilities), "chip": face["chip"], "error": ""}
+def _photo_row(result: PhotoResult, classes: Sequence[str]) -> tuple[dict[str, Any], np.ndarray | None]:
+    """The result columns of one photo (its central face) and that face's aligned chip (None without one)."""
+    if result.error:
+        return {"detected": False, "faces": 0, "error": result.error}, None
+    face = result.central_face()
+    if face is None:
+        return {"detected": False, "faces": 0, "detector": "", "label": "", "predicted": "", "error": ""}, None
+    probabilities = [face.probabilities[name] for name in classes]
+    return {"detected": True, "faces": len(result.faces), "detector": face.detector, "label": face.label,
+            "predicted": face.predicted, "p_female": probabilities[0], "p_male": probabilities[1],
+            "confidence": max(probabilities), "error": ""}, face.chip
 
 
 def evaluate_photos(predictor: Any, labels: pd.DataFrame, photos_dir: str | Path, peer: Any = None,
                     progress: bool = True) -> pd.DataFrame:
-    """One row per labelled photo: the labels, detection, the central face's prediction and the peer's."""
+    """One row per labelled photo: the labels, detection, the central face's prediction and the peer's.
+
+    A photo in which no face is found is read (``error`` empty) but not answered: ``detected`` is False,
+    ``predicted`` empty and ``correct`` False, so accuracy counts it as a miss."""
     paths = [Path(photos_dir) / name for name in labels["file"]]
-    records = predictor.predict_paths(paths, progress=progress, keep_chips=True)
-    rows = pd.DataFrame([_photo_row(record, predictor.classes) for record in records])
-    frame = pd.concat([labels.reset_index(drop=True), rows], axis=1)
-    read = frame["error"] == ""
-    frame["correct"] = read & (frame["predicted"] == frame["gender"])
-    if peer is not None and read.any():
-        peer_probabilities = peer.predict_proba(np.stack(frame.loc[read, "chip"].to_list()))
-        frame.loc[read, "peer_p_male"] = peer_probabilities[:, 1]
-        frame.loc[read, "peer_correct"] = (np.asarray(GENDERS)[peer_probabilities.argmax(1)] == frame.loc[read, "gender"])
-    return frame.drop(columns="chip")
+    results = predictor.predict_paths(paths, progress=progress, keep_chips=True)
+    rows, chips = zip(*[_photo_row(result, predictor.classes) for result in results]) if len(paths) else ((), ())
+    frame = pd.concat([labels.reset_index(drop=True), pd.DataFrame(list(rows), columns=RESULT_COLUMNS[:-3])], axis=1)
+    frame["correct"] = (frame["error"] == "") & (frame["predicted"] == frame["gender"])
+    answered = np.array([chip is not None for chip in chips], dtype=bool)
+    if peer is not None and answered.any():
+        peer_probabilities = peer.predict_proba(np.stack([chip for chip in chips if chip is not None]))
+        frame.loc[answered, "peer_p_male"] = peer_probabilities[:, 1]
+        frame.loc[answered, "peer_correct"] = (np.asarray(GENDERS)[peer_probabilities.argmax(1)]
+                                               == frame.loc[answered, "gender"])
+    return frame
 
 
 def _probabilities(frame: pd.DataFrame, column: str) -> np.ndarray:
-    male = frame[column].to_numpy(dtype=float)
+    """(N, 2) probabilities from a p(male) column; a photo without a face has no answer and is scored as a
+    miss (all probability on the wrong class)."""
+    male = frame[column].fillna((frame["gender"] == "female").astype(float)).to_numpy(dtype=float)
     return np.stack([1 - male, male], axis=1)
 
 
 def accuracy_table(frame: pd.DataFrame, bootstrap: int = 1000, seed: int = 0, min_count: int = 30) -> pd.DataFrame:
     """Accuracy, female and male recall per group (all photos, then each label column), model and peer."""
     read = frame[frame["error"] == ""].assign(all="all photos")
-    groupings = ["all", *[column for column in read.columns if column not in _NOT_GROUPS]]
+    groupings = ["all", *[column for column in frame.columns if column not in {"file", "gender", *RESULT_COLUMNS}]]
     tables = [group_table(read, _probabilities(read, "p_male"), groupings, min_count, bootstrap, seed).assign(model="ours")]
     if "peer_p_male" in read:
         tables.append(group_table(read, _probabilities(read, "peer_p_male"), groupings, min_count, bootstrap,
@@ -101,10 +105,6 @@ def accuracy_table(frame: pd.DataFrame, bootstrap: int = 1000, seed: int = 0, mi
     columns = ["model", "grouping", "group", "count", "accuracy", "accuracy_low", "accuracy_high", "female_recall",
                "male_recall", "small"]
     return pd.concat(tables, ignore_index=True)[columns]
-
-
-_NOT_GROUPS = {"file", "gender", "detected", "faces", "detector", "label", "predicted", "p_female", "p_male", "confidence",
-               "error", "correct", "peer_p_male", "peer_correct", "all"}
 
 
 def risk_coverage(frame: pd.DataFrame, thresholds: Sequence[float] = COVERAGE_THRESHOLDS) -> pd.DataFrame:
@@ -133,8 +133,10 @@ def evaluation_summary(frame: pd.DataFrame, table: pd.DataFrame, coverage: pd.Da
         summary.update({f"{key}_accuracy": row["accuracy"], f"{key}_accuracy_low": row["accuracy_low"],
                         f"{key}_accuracy_high": row["accuracy_high"], f"{key}_female_recall": row["female_recall"],
                         f"{key}_male_recall": row["male_recall"]})
-    if uncertain_below is not None and len(read):
-        coverage, accuracy = selective_accuracy(_probabilities(read, "p_male"), labels_of(read), uncertain_below)
+    detected = read[read["detected"].astype(bool)]
+    if uncertain_below is not None:  # the uncertain rule applies to the faces found
+        coverage, accuracy = selective_accuracy(_probabilities(detected, "p_male"), labels_of(detected),
+                                                uncertain_below) if len(detected) else (float("nan"), float("nan"))
         summary.update({"uncertain_below": uncertain_below, "coverage": coverage, "accuracy_when_answered": accuracy})
     return {key: (float(value) if isinstance(value, (np.floating, float)) else value) for key, value in summary.items()}
 

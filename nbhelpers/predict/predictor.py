@@ -1,149 +1,173 @@
-"""Predict the gender of the faces in arbitrary photos with a trained checkpoint; also a command line.
+"""The prediction core: faces in photos held in memory -> typed results, for every front end.
 
-    python -m nbhelpers.predict --checkpoint data/checkpoints/<run>/model.pt photo.jpg photos/
+``Predictor.predict_images`` takes ``(name, image)`` items, where the image is raw file bytes, a path, a
+PIL image or a uint8 array, and yields one ``PhotoResult`` per item, in order. Each image is decoded by
+``load_rgb`` (EXIF orientation applied, so boxes are in the upright image's pixels), its faces found and
+aligned by ``FaceDetector``, and the faces of consecutive images classified in batches, preprocessed
+exactly as the run's evaluation data (its ``RunSpec``), with flip test-time augmentation
+(``nbhelpers.models.flip_averaged_probabilities``). Any failure while reading or searching one input
+becomes that input's error result (its name and the problem in one line); the other inputs go on.
+When detection finds no face, the result has no faces and says so: no gender is given. ``detect=False``
+classifies the centre crop instead (for inputs that are already face crops).
 
-prints one JSON line per input to stdout (progress bar and warnings on stderr)::
-
-    {"path": "photo.jpg", "image_size": [w, h], "face_detected": true, "faces": [{"box": [l, t, r, b],
-     "label": "female", "predicted": "female", "uncertain": false,
-     "probabilities": {"female": 0.91, "male": 0.09}, "detector": "dlib"}]}
-    {"path": "broken.jpg", "error": "broken.jpg: truncated or corrupt image data (...)"}
-
-Images are decoded by ``load_rgb`` (EXIF orientation applied, so boxes are in the upright image's
-pixels), faces found and aligned by ``FaceDetector`` (a centre crop with a warning when none is
-found), and preprocessed exactly like the checkpoint's evaluation data (``TrainedModel.preprocess``).
-Faces are batched across images. Exit code 0 when every input was read, 1 when any could not be, 2
-for an unusable checkpoint.
+The command line (``python -m nbhelpers.predict``), the evaluation command, the upload widget, the web
+page and the HTTP API are thin adapters over this class.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import os
 import sys
-import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from nbhelpers.data.images import ImageLoadError, load_rgb
-from nbhelpers.data.loaders import CLASSES
 from nbhelpers.explain.explainers import create_explainer
-from nbhelpers.predict.faces import FaceDetector, centre_crop
-from nbhelpers.training.checkpoint import CheckpointError
-from nbhelpers.training.evaluation import predict_faces
+from nbhelpers.models import RunSpec, flip_averaged_probabilities
+from nbhelpers.predict.faces import DetectedFace, FaceDetector, centre_crop
+from nbhelpers.predict.results import NO_FACE, FaceResult, PhotoResult
+from nbhelpers.training.result import TrainedModel
 from nbhelpers.training.runs import load_run
 from nbhelpers.utils.device import get_default_device
 
-__all__ = ["Predictor", "UNCERTAIN", "IMAGE_SUFFIXES", "MIN_IMAGE_SIDE", "expand_inputs", "record_to_json"]
+__all__ = ["Predictor", "ImageInput", "FLIP_TTA", "MIN_IMAGE_SIDE"]
 
 FLIP_TTA = True  # flip test-time augmentation (measured on the labelled real photos: see the README)
-UNCERTAIN = "uncertain"  # the label when the confidence is below the run's abstention threshold
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-MIN_IMAGE_SIDE = 16  # smaller images carry no usable face and give an error record
+MIN_IMAGE_SIDE = 16  # smaller images carry no usable face and give an error result
+ImageInput = Union[bytes, bytearray, str, os.PathLike, Image.Image, np.ndarray]
 
 
-def expand_inputs(arguments: Iterable[str | Path]) -> list[Path]:
-    """Paths as given, with each directory replaced by its image files (sorted, not recursive)."""
-    paths: list[Path] = []
-    for argument in map(Path, arguments):
-        if argument.is_dir():
-            paths.extend(sorted(p for p in argument.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
-        else:
-            paths.append(argument)
-    return paths
+@dataclass
+class _Found:
+    """An input after decoding and detection, before classification."""
+
+    result: PhotoResult
+    faces: list[DetectedFace] = field(default_factory=list)
+
+
+def _decode(name: str, image: ImageInput) -> tuple[Image.Image, tuple[str, ...]]:
+    """The upright 8-bit RGB image of one input and the notes of its decoding."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB"), ()
+    if isinstance(image, np.ndarray):
+        pixels = np.asarray(image)
+        if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
+            raise ImageLoadError(name, f"array of shape {pixels.shape} and dtype {pixels.dtype} is not a uint8 image")
+        return Image.fromarray(pixels).convert("RGB"), ()
+    loaded = load_rgb(bytes(image) if isinstance(image, bytearray) else image, name=name)
+    return loaded.image, tuple(loaded.notes)
 
 
 class Predictor:
-    """A checkpoint ready to classify faces in photos (``detect=False`` skips detection: centre crops)."""
+    """A trained run ready to classify the faces in photos.
 
-    def __init__(self, checkpoint_path: str | Path, device: str | torch.device | None = None,
+    ``checkpoint``: a ``model.pt`` path or a ``TrainedModel``; ``detect=False`` skips detection (centre
+    crops); ``uncertain_below`` overrides the run's abstention threshold (0: always answer). Raises
+    ``CheckpointError`` (naming the file) for an unusable checkpoint.
+    """
+
+    def __init__(self, checkpoint: str | Path | TrainedModel, device: str | torch.device | None = None,
                  detect: bool = True, detector: FaceDetector | None = None,
                  uncertain_below: float | None = None, flip_tta: bool = FLIP_TTA) -> None:
         device = get_default_device(str(device) if device else None)
-        self.trained = load_run(checkpoint_path, device)
-        metadata = self.trained.metadata
-        missing = [key for key in ("pipeline", "input_size", "mean", "std") if key not in metadata]
-        if missing:
-            raise CheckpointError(f"{checkpoint_path}: metadata lacks {missing}, needed to preprocess photos")
-        self.classes = list(metadata.get("classes", CLASSES))
+        self.trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_run(checkpoint, device)
+        self.classes = list(self.spec.classes)
         self.flip_tta = flip_tta
-        # the abstention threshold chosen on UTKFace validation data when the run was trained (0: always answer)
-        self.uncertain_below = float(metadata.get("uncertain_below", 0.0) if uncertain_below is None else uncertain_below)
+        self.uncertain_below = float(self.spec.uncertain_below if uncertain_below is None else uncertain_below)
         self.detector = (detector or FaceDetector()) if detect else None
         self.chip_size = self.detector.chip_size if self.detector else FaceDetector().chip_size
 
-    def _faces(self, path: Path) -> dict[str, Any]:
-        """Decode one file and find its faces; a record with ``error`` when it cannot be read."""
+    @property
+    def spec(self) -> RunSpec:
+        """The run spec of the model: preprocessing, classes, abstention threshold."""
+        return self.trained.spec
+
+    def _find(self, name: str, image: ImageInput, keep_photo: bool) -> _Found:
+        """Decode one input and find its faces; an error result when it cannot be read."""
         try:
-            image = load_rgb(path).image
+            picture, notes = _decode(name, image)
+            if min(picture.size) < MIN_IMAGE_SIDE:
+                raise ImageLoadError(name, f"image too small ({picture.size[0]}x{picture.size[1]}; at least "
+                                           f"{MIN_IMAGE_SIDE} px per side needed)")
+            faces = self.detector.detect(picture) if self.detector else [centre_crop(picture, self.chip_size)]
         except ImageLoadError as error:
-            return {"path": str(path), "error": str(error)}
-        if min(image.size) < MIN_IMAGE_SIDE:
-            return {"path": str(path), "error": f"{path}: image too small ({image.size[0]}x{image.size[1]}; "
-                                                f"at least {MIN_IMAGE_SIDE} px per side needed)"}
-        if self.detector is None:
-            faces, found = [centre_crop(image, self.chip_size)], False
-        else:
-            faces, found = self.detector.faces_or_centre(image)
-            if not found:
-                warnings.warn(f"{path}: no face found; predicting on the centre crop", stacklevel=3)
-        return {"path": str(path), "image_size": list(image.size), "face_detected": found,
-                "faces": [{"box": list(map(int, face.box)), "detector": face.detector, "chip": face.chip} for face in faces]}
+            return _Found(PhotoResult(name, error=str(error)))
+        except Exception as error:  # noqa: BLE001 - one input's failure in a decoder or detector library (any
+            # type) must not lose the other inputs' results: it becomes this input's error, named and explained
+            reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+            return _Found(PhotoResult(name, error=f"{name}: cannot read or search this image ({reason})"))
+        if not faces:
+            notes += (NO_FACE,)
+        result = PhotoResult(name, tuple(picture.size), notes=notes, photo=picture if keep_photo else None)
+        return _Found(result, faces)
 
     def classify(self, chips: np.ndarray, explain: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """uint8 faces (N, H, W, 3) -> probabilities (N, classes) and, with ``explain``, maps (N, h, w)."""
-        maps = None
+        """uint8 faces (N, H, W, 3) -> probabilities (N, classes) and, with ``explain`` (an explainer name,
+        e.g. ``"bcos"``, ``"gradcam"``), float32 maps (N, size, size) of the evidence for the predicted class."""
+        if len(chips) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32), None
+        inputs, model = self.trained.preprocess(chips), self.trained.model
+        maps, probabilities = None, None
         if explain:
-            with create_explainer(explain, self.trained.model) as explainer:
-                attribution = explainer(self.trained.preprocess(chips))
-            probabilities, maps = attribution.probabilities.cpu().numpy(), attribution.maps.cpu().numpy()
-        else:
-            probabilities = predict_faces(self.trained, chips, batch_size=max(len(chips), 1))  # the caller sizes the batch
-        if self.flip_tta:  # average with the mirrored faces, as the test-split evaluation does
-            mirrored = np.ascontiguousarray(np.asarray(chips)[:, :, ::-1])
-            probabilities = (probabilities + predict_faces(self.trained, mirrored, batch_size=max(len(chips), 1))) / 2
-        return probabilities, maps
+            with create_explainer(explain, model) as explainer:
+                attribution = explainer(inputs)
+            probabilities, maps = attribution.probabilities, attribution.maps.cpu().numpy()
+        probabilities = flip_averaged_probabilities(model, inputs, self.flip_tta, probabilities)
+        return probabilities.float().cpu().numpy(), maps
 
-    def _finish(self, records: list[dict[str, Any]], explain: str | None, keep_chips: bool) -> Iterator[dict[str, Any]]:
-        faces = [face for record in records for face in record.get("faces", [])]
-        if faces:
-            chips = np.stack([face["chip"] if keep_chips else face.pop("chip") for face in faces])
-            probabilities, maps = self.classify(chips, explain)
-            for index, face in enumerate(faces):
-                face["predicted"] = self.classes[int(probabilities[index].argmax())]
-                face["uncertain"] = bool(probabilities[index].max() < self.uncertain_below)
-                face["label"] = UNCERTAIN if face["uncertain"] else face["predicted"]
-                face["probabilities"] = {name: float(p) for name, p in zip(self.classes, probabilities[index])}
-                if maps is not None:
-                    face["attribution"] = maps[index]
-        yield from records
+    def _face_results(self, faces: Sequence[DetectedFace], probabilities: np.ndarray, maps: np.ndarray | None,
+                      explain: str | None, keep_chips: bool) -> list[FaceResult]:
+        results = []
+        for index, face in enumerate(faces):
+            row = probabilities[index]
+            results.append(FaceResult(
+                tuple(int(value) for value in face.box), dict(zip(self.classes, map(float, row))),
+                self.classes[int(row.argmax())], bool(row.max() < self.uncertain_below), face.detector,
+                getattr(face, "search", ""), face.chip if keep_chips else None,
+                None if maps is None else maps[index], explain or ""))
+        return results
 
-    def predict_paths(self, paths: Sequence[str | Path], batch_size: int = 64, explain: str | None = None,
-                      progress: bool = True, keep_chips: bool = False) -> Iterator[dict[str, Any]]:
-        """One result per path, in order: ``{"path", "face_detected", "faces": [...]}`` or ``{"path", "error"}``.
+    def _finish(self, pending: list[_Found], explain: str | None, keep_chips: bool) -> Iterator[PhotoResult]:
+        """Classify the faces of ``pending`` inputs in one batch and yield their results in order."""
+        faces = [face for found in pending for face in found.faces]
+        probabilities, maps = self.classify(np.stack([face.chip for face in faces]) if faces else
+                                            np.zeros((0, self.chip_size, self.chip_size, 3), np.uint8), explain)
+        results = self._face_results(faces, probabilities, maps, explain, keep_chips)
+        start = 0
+        for found in pending:
+            count = len(found.faces)
+            yield dataclasses.replace(found.result, faces=tuple(results[start:start + count]))
+            start += count
 
-        Each face: ``box`` (left, top, right, bottom), ``label``, ``probabilities`` per class, ``detector``
-        and, when ``explain`` names an explainer (``"gradcam"``, ...), ``attribution``: a float32 map at
-        the model's input size; with ``keep_chips`` also ``chip``, the aligned uint8 face. Faces of
-        consecutive images are classified in batches of ``batch_size``.
-        """
-        pending: list[dict[str, Any]] = []
+    def predict_images(self, items: Iterable[tuple[str, ImageInput]], batch_size: int = 64,
+                       explain: str | None = None, keep_chips: bool = False, keep_photo: bool = False,
+                       progress: bool = False) -> Iterator[PhotoResult]:
+        """One ``PhotoResult`` per ``(name, image)`` item, in order (see the module docstring).
+
+        ``explain``: also compute each face's explanation map (``FaceResult.attribution``); ``keep_chips``:
+        keep the aligned faces; ``keep_photo``: keep the decoded photos. Faces of consecutive inputs are
+        classified ``batch_size`` at a time; results are yielded as their batch finishes."""
+        pending: list[_Found] = []
         pending_faces = 0
-        for path in tqdm(list(paths), desc="predict", unit="image", disable=not progress, file=sys.stderr):
-            record = self._faces(Path(path))
-            pending.append(record)
-            pending_faces += len(record.get("faces", []))
+        for name, image in tqdm(items, desc="predict", unit="image", disable=not progress, file=sys.stderr):
+            pending.append(self._find(str(name), image, keep_photo))
+            pending_faces += len(pending[-1].faces)
             if pending_faces >= batch_size:
                 yield from self._finish(pending, explain, keep_chips)
                 pending, pending_faces = [], 0
-        yield from self._finish(pending, explain, keep_chips)
+        if pending:
+            yield from self._finish(pending, explain, keep_chips)
 
+    def predict_paths(self, paths: Sequence[str | Path], batch_size: int = 64, explain: str | None = None,
+                      progress: bool = True, keep_chips: bool = False, keep_photo: bool = False) -> Iterator[PhotoResult]:
+        """``predict_images`` over files, each named by its path as given."""
+        items = [(str(path), Path(path)) for path in paths]
+        return self.predict_images(items, batch_size, explain, keep_chips, keep_photo, progress)
 
-def record_to_json(record: dict[str, Any]) -> str:
-    """One JSON line for a result record (attribution maps and chips, being arrays, are left out)."""
-    faces = [{key: value for key, value in face.items() if key not in {"attribution", "chip"}}
-             for face in record.get("faces", [])]
-    return json.dumps({**record, "faces": faces} if "faces" in record else record)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import re
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,11 +18,11 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image, ImageDraw
 
-from nbhelpers.data.images import load_rgb
 from nbhelpers.explain.plots import overlay
 from nbhelpers.predict.predictor import Predictor
+from nbhelpers.predict.results import FaceResult, PhotoResult
 
-__all__ = ["image_data_uri", "boxed_photo", "record_html", "predict_uploads", "UploadApp"]
+__all__ = ["image_data_uri", "boxed_photo", "result_html", "predict_uploads", "UploadApp"]
 
 NO_EXPLANATION = "none"
 PHOTO_SIDE = 360  # px: the longer side of the photo shown with its face boxes
@@ -41,36 +39,36 @@ def image_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _face_html(face: dict[str, Any], detected: bool) -> str:
-    chip = np.asarray(face["chip"])
+def _face_html(face: FaceResult) -> str:
+    chip = np.asarray(face.chip)
     panels = [f'<img class="face" src="{image_data_uri(chip)}" width="{FACE_SIDE}" alt="face">']
-    if "attribution" in face:
-        heat = np.asarray(Image.fromarray(np.asarray(face["attribution"], dtype=np.float32)).resize(chip.shape[1::-1]))
+    if face.attribution is not None:
+        heat = np.asarray(Image.fromarray(np.asarray(face.attribution, dtype=np.float32)).resize(chip.shape[1::-1]))
         panels.append(f'<img class="explanation" src="{image_data_uri(overlay(chip / 255.0, heat))}" width="{FACE_SIDE}" '
-                      'alt="explanation">')
-    predicted = face.get("predicted", face["label"])
-    probability = face["probabilities"][predicted]
-    note = "" if detected else " (no face found: centre crop)"
-    guess = f" (leaning {html.escape(predicted)})" if face.get("uncertain") else ""
-    caption = (f'<span class="label">{html.escape(face["label"])}</span>{guess} {probability:.2f} '
-               f'box {face["box"]}{note}')
+                      f'alt="{html.escape(face.explanation_method)} explanation">')
+    note = " (no face search: centre crop)" if face.detector == "centre" else ""
+    guess = f" (leaning {html.escape(face.predicted)})" if face.uncertain else ""
+    caption = (f'<span class="label">{html.escape(face.label)}</span>{guess} {face.confidence:.2f} '
+               f'box {list(face.box)}{note}')
     return f'<figure style="display:inline-block;margin:4px">{"".join(panels)}<figcaption>{caption}</figcaption></figure>'
 
 
-def record_html(record: dict[str, Any], name: str | None = None) -> str:
-    """HTML of one ``Predictor`` result (made with ``keep_chips=True``); errors in red, escaped."""
-    title = html.escape(name or Path(record["path"]).name)
-    if "error" in record:
-        return f'<div class="error" style="color:#b00020"><b>{title}</b>: {html.escape(record["error"])}</div>'
-    faces = "".join(_face_html(face, record["face_detected"]) for face in record["faces"])
-    photo = (f'<img class="photo" src="{image_data_uri(record["photo"])}" alt="photo with face boxes"><br>'
-             if "photo" in record else "")
-    return f'<div class="result"><b>{title}</b><br>{photo}{faces}</div>'
+def result_html(result: PhotoResult) -> str:
+    """HTML of one ``PhotoResult`` (made with ``keep_chips`` and ``keep_photo``); errors in red, all text escaped."""
+    title = html.escape(Path(result.name).name or result.name)
+    if result.error:
+        return f'<div class="error" style="color:#b00020"><b>{title}</b>: {html.escape(result.error)}</div>'
+    photo = ""
+    if result.photo is not None:
+        photo = (f'<img class="photo" src="{image_data_uri(boxed_photo(result.photo, [f.box for f in result.faces]))}" '
+                 'alt="photo with face boxes"><br>')
+    notes = "".join(f'<div class="note">{html.escape(note)}</div>' for note in result.notes)
+    faces = "".join(_face_html(face) for face in result.faces)
+    return f'<div class="result"><b>{title}</b><br>{photo}{notes}{faces}</div>'
 
 
-def boxed_photo(path: str | Path, boxes: Sequence[Sequence[int]], side: int = PHOTO_SIDE) -> np.ndarray:
-    """The photo at ``path`` (EXIF-upright) scaled to ``side`` px on its longer side, each face box drawn on it."""
-    image = load_rgb(path).image
+def boxed_photo(image: Image.Image, boxes: Sequence[Sequence[int]], side: int = PHOTO_SIDE) -> np.ndarray:
+    """The upright photo scaled to ``side`` px on its longer side, each face box drawn on it (uint8 H, W, 3)."""
     scale = side / max(image.size)
     image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
     draw = ImageDraw.Draw(image)
@@ -79,27 +77,10 @@ def boxed_photo(path: str | Path, boxes: Sequence[Sequence[int]], side: int = PH
     return np.asarray(image)
 
 
-def _safe_name(index: int, name: str) -> str:
-    return f"{index:03d}_" + (re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name) or "upload")
-
-
 def predict_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]],
-                    explain: str | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """(file name, bytes) pairs -> (file name, result record with chips); files live only in a temporary folder."""
-    with tempfile.TemporaryDirectory() as folder:
-        paths = []
-        for index, (name, content) in enumerate(uploads):
-            paths.append(Path(folder) / _safe_name(index, name))
-            paths[-1].write_bytes(bytes(content))
-        records = list(predictor.predict_paths(paths, explain=explain, progress=False, keep_chips=True))
-        for path, record in zip(paths, records):
-            if "error" not in record:  # read a moment ago by the predictor, so it decodes again
-                record["photo"] = boxed_photo(path, [face["box"] for face in record["faces"]])
-    for (name, _), path, record in zip(uploads, paths, records):
-        record["path"] = name
-        if "error" in record:
-            record["error"] = record["error"].replace(str(path), name)
-    return [(name, record) for (name, _), record in zip(uploads, records)]
+                    explain: str | None = None) -> list[PhotoResult]:
+    """(file name, bytes) pairs -> their ``PhotoResult``s with chips and photos, decoded in memory once each."""
+    return list(predictor.predict_images(uploads, explain=explain, keep_chips=True, keep_photo=True))
 
 
 class UploadApp:
@@ -140,6 +121,6 @@ class UploadApp:
         except Exception as error:
             self.status.value = f'<span style="color:#b00020">failed: {html.escape(str(error))}</span>'
             raise
-        self.results.value = "".join(record_html(record, name) for name, record in results)
+        self.results.value = "".join(result_html(result) for result in results)
         self.status.value = f"{len(results)} file(s) done"
         return self.results.value

@@ -1,7 +1,8 @@
 """Checkpoints: written atomically, loaded safely (``weights_only=True``), with clear errors.
 
-A checkpoint holds what prediction needs (model name and arguments, class names, input size,
-normalisation or B-cos encoding: the ``metadata`` dict) and what resuming needs (optimizer,
+A checkpoint holds what prediction needs (the run's ``RunSpec`` as its ``metadata``: model name and
+arguments, class names, input size, normalisation or B-cos encoding, CAM layer, abstention threshold)
+and what resuming needs (optimizer,
 scheduler, epoch, history, early-stopping state and RNG states). Any file that cannot be read or
 does not hold a valid checkpoint (an image, text, random or truncated bytes, a directory, a wrong
 payload) gives a one-line ``CheckpointError`` naming the file, never another exception type.
@@ -9,7 +10,6 @@ payload) gives a one-line ``CheckpointError`` naming the file, never another exc
 
 from __future__ import annotations
 
-import numbers
 import random
 import stat
 import warnings
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nbhelpers.models import RunSpec, RunSpecError, create_model, list_models, model_spec
 from nbhelpers.utils.atomic import atomic_path
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "rng_state", "restore_rng_state",
@@ -131,60 +132,35 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
-def _model_arguments(path: Path, metadata: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The registered model name and keyword arguments recorded in ``metadata``, checked."""
-    from nbhelpers.models import list_models
-
+def _run_spec(path: Path, metadata: dict[str, Any]) -> RunSpec:
+    """The ``RunSpec`` stored as ``metadata``, over the registered defaults of its model; errors name the field."""
     name = metadata.get("model")
     if not isinstance(name, str):
         raise CheckpointError(f"{path}: metadata['model'] is {_kind(name)}, not a model name")
     if name not in list_models():
         raise CheckpointError(f"{path}: unknown model {name[:80]!r} in metadata; known: {list_models()}")
     kwargs = metadata.get("model_kwargs", {})
-    if not isinstance(kwargs, dict):
-        raise CheckpointError(f"{path}: metadata['model_kwargs'] is {_kind(kwargs)}, not a dict")
-    if not all(isinstance(key, str) for key in kwargs):
-        raise CheckpointError(f"{path}: metadata['model_kwargs'] has keys that are not argument names")
-    return name, {key: value for key, value in kwargs.items() if key != "pretrained"}
+    if isinstance(kwargs, dict):  # older checkpoints recorded the pretrained flag among the arguments
+        metadata = {**metadata, "model_kwargs": {key: value for key, value in kwargs.items() if key != "pretrained"}}
+    try:
+        return RunSpec.from_dict(metadata, str(path), defaults=model_spec(name))
+    except RunSpecError as error:
+        raise CheckpointError(" ".join(str(error).split())[:400]) from None
 
 
-def _check_prediction_fields(path: Path, metadata: dict[str, Any]) -> None:
-    """Raise ``CheckpointError`` when a preprocessing field that is present has a type prediction cannot use."""
-    from nbhelpers.models import NORMALISATIONS
+def model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild the model a checkpoint was saved from and load its weights; its ``RunSpec`` is ``model.spec``.
 
-    pipeline, size = metadata.get("pipeline"), metadata.get("input_size")
-    if "pipeline" in metadata and (not isinstance(pipeline, str) or pipeline not in NORMALISATIONS):
-        raise CheckpointError(f"{path}: unknown pipeline {str(pipeline)[:80]!r} in metadata; "
-                              f"known: {sorted(NORMALISATIONS)}")
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-        raise CheckpointError(f"{path}: metadata['input_size'] is {str(size)[:80]!r}, not a size in pixels")
-    for key in ("mean", "std"):
-        value = metadata.get(key)
-        if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 3
-                                      and all(isinstance(item, numbers.Real) for item in value)):
-            raise CheckpointError(f"{path}: metadata[{key!r}] is {_kind(value)}, not three numbers (one per channel)")
-    classes = metadata.get("classes")
-    if classes is not None and not (isinstance(classes, (list, tuple)) and classes
-                                    and all(isinstance(item, str) for item in classes)):
-        raise CheckpointError(f"{path}: metadata['classes'] is {_kind(classes)}, not a list of class names")
-
-
-def model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model a checkpoint was saved from and load its weights; return it with the metadata.
-
-    Every failure (see ``load_checkpoint``; unknown model, bad arguments or preprocessing fields, weights
-    that do not fit) is a ``CheckpointError`` naming the file."""
-    from nbhelpers.models import create_model
-
+    Every failure (see ``load_checkpoint``; unknown model, a metadata field that does not fit a run spec,
+    weights that do not fit) is a ``CheckpointError`` naming the file."""
     path = Path(path)
     payload = load_checkpoint(path, map_location)
-    metadata = payload["metadata"]
-    name, kwargs = _model_arguments(path, metadata)
-    _check_prediction_fields(path, metadata)
+    spec = _run_spec(path, payload["metadata"])
     try:
-        model = create_model(name, **kwargs)
+        model = create_model(spec)
         model.load_state_dict(payload["model_state"])
     except Exception as error:  # noqa: BLE001 - the arguments and weights come from the file: any failure to
         # build the model from them (TypeError, ValueError, RuntimeError for shapes or an absurd size) is the file's
-        raise CheckpointError(f"{path}: does not fit model {name!r} ({_reason(error)})") from None
-    return model.eval(), metadata
+        raise CheckpointError(f"{path}: does not fit model {spec.model!r} ({_reason(error)})") from None
+    model.spec = spec
+    return model.eval()

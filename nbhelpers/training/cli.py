@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     trained = run_training(TrainConfig(**values))
     if is_main_process():
         summary = {**trained.metrics, "seconds": trained.seconds, "epochs_run": trained.epochs_run,
-                   "checkpoint": str(trained.checkpoint) if trained.checkpoint else None, "run_id": trained.run_id}
+                   "checkpoint": str(trained.trained.checkpoint) if trained.trained.checkpoint else None,
+                   "run_id": trained.trained.run_id}
         print(json.dumps(summary, indent=2))
         if output:
             atomic_write_json(output, {**summary, "history": trained.history})

@@ -1,6 +1,6 @@
 """``TrainConfig``: everything one training run needs, with a help text per field for the command line.
 
-Fields left empty take the model's registered configuration (``nbhelpers.models.model_config``):
+Fields left empty take the model's registered run spec (``nbhelpers.models.model_spec``):
 ``pipeline=""`` the model's input pipeline and normalisation, ``image_size=0`` its default input size.
 ``resolve_config`` fills them in; ``run_directory`` names a run's checkpoint folder after the resolved
 settings, so the notebooks and the command line reach the same folder for the same settings.
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nbhelpers.models import model_config
+from nbhelpers.models import model_spec
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "resolve_config", "run_directory", "set_seed"]
 
@@ -51,7 +51,8 @@ class TrainConfig:
     label_smoothing: float = _help("label smoothing of the cross-entropy loss (B-cos models use their own loss)", 0.0)
     patience: int = _help("early-stopping patience in epochs (0: no early stopping)", 0)
     seed: int = _help("seed of initialisation, shuffling and augmentation", 0)
-    pretrained: str = _help("'imagenet', a local weights file, or '' for random initialisation", "")
+    pretrained: str = _help("'imagenet', a local weights file, 'none' (random initialisation), or '' (the model's "
+                            "registered default: ImageNet for resnet18, resnet50, efficientnet_lite0)", "")
     width: int = _help("channels of the first stage (0: the architecture's default)", 0)
     train_limit: int = _help("use only this many training images (0: all)", 0)
     flip_tta: bool = _help("average predictions with the mirrored image at evaluation (true/false)", True)
@@ -64,10 +65,13 @@ class TrainConfig:
 
 
 def resolve_config(config: TrainConfig) -> TrainConfig:
-    """``config`` with an empty ``pipeline`` and a zero ``image_size`` taken from the model's registration."""
-    registered = model_config(config.model)
+    """``config`` with an empty ``pipeline``, a zero ``image_size`` and an empty ``pretrained`` taken from the
+    model's registered run spec; ``pretrained="none"`` becomes ``""`` (random initialisation)."""
+    registered = model_spec(config.model)
+    pretrained = registered.pretrained if config.pretrained == "" else config.pretrained
     return replace(config, pipeline=config.pipeline or registered.pipeline,
-                   image_size=config.image_size or registered.input_size)
+                   image_size=config.image_size or registered.input_size,
+                   pretrained="" if pretrained.lower() == "none" else pretrained)
 
 
 def run_directory(config: TrainConfig) -> Path | None:

@@ -16,8 +16,8 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from nbhelpers.data.manifest import GENDERS
-from nbhelpers.explain.base import model_probabilities
 from nbhelpers.models.base import ImageClassificationBase
+from nbhelpers.models.inference import class_probabilities, flip_averaged_probabilities
 
 __all__ = ["predict_probabilities", "predict_faces", "classification_metrics"]
 
@@ -30,35 +30,33 @@ def predict_probabilities(model: ImageClassificationBase, loader: Iterable, devi
     model.eval()
     probabilities, labels = [], []
     for images, targets in tqdm(loader, desc="predict", leave=False, disable=not progress):
-        images = images.to(device)
-        batch = model.probabilities(model(images).float())
-        if flip_tta:
-            batch = (batch + model.probabilities(model(images.flip(-1)).float())) / 2
-        probabilities.append(batch.cpu())
+        probabilities.append(flip_averaged_probabilities(model, images.to(device), flip_tta).cpu())
         labels.append(targets.cpu())
     return torch.cat(probabilities).numpy(), torch.cat(labels).numpy()
 
 
-def _batch_predictor(model: Any, preprocess: Callable[[Any], torch.Tensor] | None) -> Callable[[Any], Any]:
+def _batch_predictor(model: Any, preprocess: Callable[[Any], torch.Tensor] | None,
+                     flip_tta: bool = False) -> Callable[[Any], Any]:
     """uint8 batch -> probabilities for a ``TrainedModel``, a module with ``preprocess``, or a callable as it is."""
     if preprocess is None and hasattr(model, "preprocess") and hasattr(model, "model"):  # a TrainedModel
         model, preprocess = model.model, model.preprocess
     if isinstance(model, nn.Module):
         if preprocess is None:
             raise ValueError(f"predict_faces needs preprocess (uint8 faces -> input of {type(model).__name__})")
-        return lambda batch: model_probabilities(model, model(preprocess(batch)))
+        return lambda batch: flip_averaged_probabilities(model, preprocess(batch), flip_tta)
     return model
 
 
 @torch.no_grad()
 def predict_faces(model: Any, faces: np.ndarray | torch.Tensor, batch_size: int = 128,
-                  preprocess: Callable[[Any], torch.Tensor] | None = None) -> np.ndarray:
+                  preprocess: Callable[[Any], torch.Tensor] | None = None, flip_tta: bool = False) -> np.ndarray:
     """Class probabilities (N, classes) of uint8 faces (N, H, W, 3), ``batch_size`` faces per forward pass.
 
     ``model``: a ``TrainedModel`` (its model and ``preprocess``), a torch module with ``preprocess`` (uint8
     faces -> the model's input), or any callable from a uint8 batch to probabilities (e.g. an ONNX session's).
+    ``flip_tta``: average with the mirrored faces (``flip_averaged_probabilities``; torch modules only).
     """
-    predict = _batch_predictor(model, preprocess)
+    predict = _batch_predictor(model, preprocess, flip_tta)
     parts = [predict(faces[start:start + batch_size]) for start in range(0, len(faces), batch_size)]
     parts = [part.float().cpu().numpy() if isinstance(part, torch.Tensor) else np.asarray(part) for part in parts]
     return np.concatenate(parts) if parts else np.zeros((0, len(GENDERS)), dtype=np.float32)

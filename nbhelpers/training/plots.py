@@ -11,7 +11,7 @@ import seaborn as sns
 
 from nbhelpers.data.loaders import CLASSES
 from nbhelpers.data.plots import show_grid
-from nbhelpers.training.result import TrainedModel
+from nbhelpers.training.result import TrainingResult
 
 __all__ = ["plot_history", "plot_confusion", "show_predictions", "show_split_predictions", "metrics_table"]
 
@@ -55,7 +55,7 @@ def show_predictions(images: np.ndarray, probabilities: np.ndarray, labels: np.n
     return show_grid(images[pick], titles, columns=8)
 
 
-def show_split_predictions(trained: TrainedModel, split: str = "test", count: int = 16, seed: int = 0) -> plt.Figure:
+def show_split_predictions(trained: TrainingResult, split: str = "test", count: int = 16, seed: int = 0) -> plt.Figure:
     """``show_predictions`` for the faces of one split of a ``run_training`` result."""
     predictions = trained.predictions[split]
     return show_predictions(trained.cache.images[predictions.rows], predictions.probabilities, predictions.labels,

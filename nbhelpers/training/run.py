@@ -25,13 +25,13 @@ from nbhelpers.data.loaders import CLASSES, CachedBatchLoader
 from nbhelpers.data.manifest import manifest_path, read_manifest
 from nbhelpers.data.photo_augment import build_augmentation
 from nbhelpers.data.transforms import build_pipeline, pipeline_statistics
-from nbhelpers.models import create_model
+from nbhelpers.models import cam_layer_spec, create_model
 from nbhelpers.training.abstention import abstention_threshold
 from nbhelpers.training.checkpoint import save_checkpoint
 from nbhelpers.training.config import OPTIMIZERS, TrainConfig, resolve_config, run_directory, set_seed
 from nbhelpers.training.evaluation import classification_metrics, predict_probabilities
 from nbhelpers.training.fit import EarlyStopping, fit_one_cycle, is_main_process
-from nbhelpers.training.result import SplitPredictions, TrainedModel
+from nbhelpers.training.result import SplitPredictions, TrainedModel, TrainingResult
 from nbhelpers.training.runs import record_run
 from nbhelpers.utils.device import get_default_device
 from nbhelpers.utils.registry import lookup
@@ -73,28 +73,30 @@ def _model_kwargs(config: TrainConfig) -> dict[str, Any]:
     return kwargs
 
 
-def _evaluate_splits(trained: TrainedModel, cache: ImageCache, transform: Any, config: TrainConfig,
-                     device: torch.device, progress: bool) -> None:
+def _evaluate_splits(result: TrainingResult, transform: Any, config: TrainConfig, device: torch.device,
+                     progress: bool) -> None:
     """Metrics and predictions of val and test; the abstention threshold from val (``uncertain_below``)."""
     for split in ("val", "test"):
-        loader = CachedBatchLoader(cache, split, 2 * config.batch_size, transform=transform)
-        probabilities, labels = predict_probabilities(trained.model, loader, device, config.flip_tta, progress)
-        trained.metrics[split] = classification_metrics(labels, probabilities)
-        trained.predictions[split] = SplitPredictions(probabilities, labels, np.asarray(loader.rows))
-    val = trained.predictions["val"]
+        loader = CachedBatchLoader(result.cache, split, 2 * config.batch_size, transform=transform)
+        probabilities, labels = predict_probabilities(result.model, loader, device, config.flip_tta, progress)
+        result.metrics[split] = classification_metrics(labels, probabilities)
+        result.predictions[split] = SplitPredictions(probabilities, labels, np.asarray(loader.rows))
+    val = result.predictions["val"]
     if len(val.labels):
-        trained.metadata["uncertain_below"] = abstention_threshold(val.probabilities, val.labels)
+        result.model.spec = result.spec.replace(uncertain_below=abstention_threshold(val.probabilities, val.labels))
 
 
-def _save_and_record(trained: TrainedModel, config: TrainConfig) -> None:
+def _save_and_record(result: TrainingResult, config: TrainConfig) -> None:
     """Write the evaluated weights to ``model.pt`` and record the run in the index (rank 0 only)."""
     folder = run_directory(config)
     if folder is None or not is_main_process():
         return
+    trained = result.trained
     trained.checkpoint, trained.run_id = folder / MODEL_FILE, folder.name
-    save_checkpoint(trained.checkpoint, {"model_state": trained.model.state_dict(), "metadata": trained.metadata,
-                                         "metrics": trained.metrics, "history": trained.history})
-    record_run(config.checkpoint_dir, trained, asdict(config))
+    save_checkpoint(trained.checkpoint, {"model_state": trained.model.state_dict(), "metadata": trained.spec.to_dict(),
+                                         "train_config": asdict(config), "metrics": result.metrics,
+                                         "history": result.history})
+    record_run(config.checkpoint_dir, result, asdict(config))
 
 
 def _train_transform(config: TrainConfig, mean: Any, std: Any) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -104,8 +106,16 @@ def _train_transform(config: TrainConfig, mean: Any, std: Any) -> Callable[[torc
     return pipeline if augment is None else (lambda batch: pipeline(augment(batch)))
 
 
-def run_training(config: TrainConfig, progress: bool = True) -> TrainedModel:
-    """Train and evaluate one model; return it with history, val/test metrics and predictions."""
+def _attach_spec(model: torch.nn.Module, config: TrainConfig, mean: Any, std: Any) -> None:
+    """The run's spec on the model: its input size, pipeline and statistics, dataset and CAM layer."""
+    model.spec = model.spec.replace(input_size=config.image_size, pipeline=config.pipeline, mean=mean, std=std,
+                                    pretrained=config.pretrained, dataset=config.dataset)
+    model.spec = model.spec.replace(cam_layer=cam_layer_spec(model, config.image_size))
+
+
+def run_training(config: TrainConfig, progress: bool = True) -> TrainingResult:
+    """Train and evaluate one model; return it with its run spec (``result.spec``), history, val/test metrics
+    and predictions."""
     start = time.perf_counter()
     config = resolve_config(config)
     rank, world_size = _distributed_setup()
@@ -123,17 +133,14 @@ def run_training(config: TrainConfig, progress: bool = True) -> TrainedModel:
     val_dl = CachedBatchLoader(cache, "val", 2 * config.batch_size, transform=eval_transform, rank=rank, world_size=world_size)
     model = create_model(config.model, num_classes=len(CLASSES), **_model_kwargs(config))
     model.label_smoothing = config.label_smoothing
-    metadata = {"model": config.model, "model_kwargs": model.model_kwargs, "classes": list(CLASSES),
-                "input_size": config.image_size, "pipeline": config.pipeline, "mean": mean, "std": std,
-                "pretrained_source": getattr(model, "pretrained_source", None), "dataset": config.dataset,
-                "config": asdict(config)}
+    _attach_spec(model, config, mean, std)
     history = fit_one_cycle(config.epochs, config.max_lr, model, train_dl, val_dl, config.weight_decay,
                             config.grad_clip or None, lookup(OPTIMIZERS, "optimizer", config.optimizer),
                             early_stopping=EarlyStopping(patience=config.patience) if config.patience else None,
-                            checkpoint_dir=run_directory(config), metadata=metadata, device=device,
+                            checkpoint_dir=run_directory(config), metadata=model.spec.to_dict(), device=device,
                             progress=progress and is_main_process(), verbose=is_main_process())
-    trained = TrainedModel(config.model, model, metadata, history=history, cache=cache)
-    _evaluate_splits(trained, cache, eval_transform, config, device, progress)
-    trained.seconds = time.perf_counter() - start
-    _save_and_record(trained, config)
-    return trained
+    result = TrainingResult(TrainedModel(model), history=history, cache=cache)
+    _evaluate_splits(result, eval_transform, config, device, progress)
+    result.seconds = time.perf_counter() - start
+    _save_and_record(result, config)
+    return result

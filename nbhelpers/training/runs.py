@@ -21,7 +21,7 @@ from nbhelpers.data.cache import build_cache
 from nbhelpers.data.loaders import labels_of
 from nbhelpers.data.manifest import manifest_path, read_manifest
 from nbhelpers.training.checkpoint import model_from_checkpoint
-from nbhelpers.training.result import TrainedModel
+from nbhelpers.training.result import TrainedModel, TrainingResult
 from nbhelpers.utils.atomic import atomic_write_json
 from nbhelpers.utils.device import get_default_device
 
@@ -43,10 +43,10 @@ def read_index(checkpoint_dir: str | Path) -> list[dict[str, Any]]:
     return runs
 
 
-def record_run(checkpoint_dir: str | Path, trained: TrainedModel, config: dict[str, Any]) -> dict[str, Any]:
+def record_run(checkpoint_dir: str | Path, result: TrainingResult, config: dict[str, Any]) -> dict[str, Any]:
     """Add (or replace, for the same run id) the entry of a finished run; return it."""
-    checkpoint_dir = Path(checkpoint_dir)
-    entry = {**trained.summary(), "run_id": trained.run_id, "model": trained.name, "variant": config.get("balance", ""),
+    checkpoint_dir, trained = Path(checkpoint_dir), result.trained
+    entry = {**result.summary(), "run_id": trained.run_id, "model": trained.name, "variant": config.get("balance", ""),
              "checkpoint": str(Path(trained.checkpoint).relative_to(checkpoint_dir)),
              "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": config}
     runs = [run for run in read_index(checkpoint_dir) if run["run_id"] != trained.run_id] + [entry]
@@ -78,10 +78,11 @@ def trained_checkpoints(checkpoint_dir: str | Path) -> dict[str, Path]:
 
 
 def load_run(checkpoint: str | Path, device: str | torch.device | None = None, run_id: str = "") -> TrainedModel:
-    """A ``TrainedModel`` restored from a checkpoint file, on ``device``, in eval mode."""
+    """A ``TrainedModel`` restored from a checkpoint file (its ``RunSpec`` attached), on ``device``, in eval
+    mode; an unusable file is a ``CheckpointError`` naming it."""
     device = get_default_device(str(device) if device else None)
-    model, metadata = model_from_checkpoint(checkpoint, map_location=device)
-    return TrainedModel(str(metadata["model"]), model.to(device).eval(), metadata, Path(checkpoint), run_id)
+    model = model_from_checkpoint(checkpoint, map_location=device)
+    return TrainedModel(model.to(device).eval(), Path(checkpoint), run_id)
 
 
 def load_trained_models(checkpoint_dir: str | Path, names: Sequence[str],
