@@ -101,7 +101,7 @@ def test_cam_matches_grad_cam_package():
     with create_explainer("gradcam++", model) as explainer:
         ours = explainer(images, targets=1).maps.cpu().numpy()
     with GradCAMPlusPlus(model=model, target_layers=[target_layer(model, 96)]) as package:
-        theirs = package(input_tensor=images, targets=[ClassifierOutputTarget(1)] * 3)
+        theirs = package(input_tensor=images, targets=[ClassifierOutputTarget(category=1)] * 3)
     assert hook_count(model) == 0
     low, high = ours.min(axis=(1, 2), keepdims=True), ours.max(axis=(1, 2), keepdims=True)
     assert (high > low).all()

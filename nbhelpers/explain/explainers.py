@@ -118,7 +118,7 @@ class CamExplainer(Explainer):
             self.activations.clear()
         cam = self.weighting.get_cam_image(
             input_tensor=inputs.detach(), target_layer=self.layer,
-            targets=[ClassifierOutputTarget(int(category)) for category in chosen],
+            targets=[ClassifierOutputTarget(category=int(category)) for category in chosen],
             activations=activation.detach().float().cpu().numpy(), grads=gradient.float().cpu().numpy(),
             eigen_smooth=False)
         cam = torch.from_numpy(np.maximum(cam, 0).astype(np.float32)).to(images.device)
