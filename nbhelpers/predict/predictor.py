@@ -26,7 +26,6 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from nbhelpers.data.images import ImageLoadError, load_rgb
 from nbhelpers.data.loaders import CLASSES
@@ -36,6 +35,7 @@ from nbhelpers.training.checkpoint import CheckpointError
 from nbhelpers.training.evaluation import predict_faces
 from nbhelpers.training.runs import load_run
 from nbhelpers.utils.device import get_default_device
+from nbhelpers.utils.progress import progress_bar
 
 __all__ = ["Predictor", "UNCERTAIN", "IMAGE_SUFFIXES", "MIN_IMAGE_SIDE", "expand_inputs", "record_to_json"]
 
@@ -132,7 +132,7 @@ class Predictor:
         """
         pending: list[dict[str, Any]] = []
         pending_faces = 0
-        for path in tqdm(list(paths), desc="predict", unit="image", disable=not progress, file=sys.stderr):
+        for path in progress_bar(list(paths), desc="predict", unit="image", disable=not progress, file=sys.stderr):
             record = self._faces(Path(path))
             pending.append(record)
             pending_faces += len(record.get("faces", []))

@@ -13,11 +13,11 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from nbhelpers.data.manifest import GENDERS
 from nbhelpers.explain.base import model_probabilities
 from nbhelpers.models.base import ImageClassificationBase
+from nbhelpers.utils.progress import progress_bar
 
 __all__ = ["predict_probabilities", "predict_faces", "classification_metrics"]
 
@@ -29,7 +29,7 @@ def predict_probabilities(model: ImageClassificationBase, loader: Iterable, devi
     device = device or next(model.parameters()).device
     model.eval()
     probabilities, labels = [], []
-    for images, targets in tqdm(loader, desc="predict", leave=False, disable=not progress):
+    for images, targets in progress_bar(loader, desc="predict", leave=False, disable=not progress):
         images = images.to(device)
         batch = model.probabilities(model(images).float())
         if flip_tta:
