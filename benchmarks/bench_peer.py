@@ -18,8 +18,8 @@ import pandas as pd
 from nbhelpers.data.cache import build_cache
 from nbhelpers.data.loaders import CachedBatchLoader
 from nbhelpers.data.manifest import manifest_path, read_manifest
-from nbhelpers.models.peer import compare_run_with_peer
 from nbhelpers.training.evaluation import predict_probabilities
+from nbhelpers.training.peer_comparison import compare_run_with_peer
 from nbhelpers.training.result import SplitPredictions, TrainingResult
 from nbhelpers.training.runs import load_run, read_index
 from nbhelpers.utils.device import get_default_device

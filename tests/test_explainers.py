@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from pytorch_grad_cam import GradCAMPlusPlus
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from nbhelpers.explain.explainers import (
     EXPLAINERS,
@@ -76,16 +77,18 @@ def test_every_model_with_every_explainer(model_name, method):
 def test_release_removes_hooks_and_exceptions_propagate():
     model = tiny_model("resnet18")
     explainer = create_explainer("gradcam", model, input_size=SIZE)
-    assert hook_count(model) > 0  # grad-cam's activation and gradient hooks on the target layer
+    assert hook_count(model) == 1  # the explainer's own activation hook; grad-cam registers none
+    model(model_inputs(model))  # a forward pass outside an explanation: nothing is kept
+    assert explainer.activations == []
     explainer.release()
     explainer.release()
     assert hook_count(model) == 0
     with create_explainer("gradcam", model) as lazy:  # no size given: hooks go on at the first batch
         assert hook_count(model) == 0
         lazy(model_inputs(model))
-        assert hook_count(model) > 0 and lazy.layer is target_layer(model, SIZE)
+        assert hook_count(model) == 1 and lazy.layer is target_layer(model, SIZE)
     assert hook_count(model) == 0
-    with pytest.raises(IndexError, match="boom"):  # grad-cam's own context manager would swallow this one
+    with pytest.raises(IndexError, match="boom"):  # grad-cam's own context manager swallows this one
         with create_explainer("xgradcam", model):
             raise IndexError("boom")
     assert hook_count(model) == 0
@@ -97,16 +100,20 @@ def test_cam_matches_grad_cam_package():
     images = model_inputs(model, count=3, size=96)  # layer4 is 3 x 3 (1 x 1 at 32 px: a constant map)
     with create_explainer("gradcam++", model) as explainer:
         ours = explainer(images, targets=1).maps.cpu().numpy()
-    package = GradCAMPlusPlus(model, [target_layer(model, 96)])
-    try:
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-        theirs = package(images, [ClassifierOutputTarget(1)] * 3)
-    finally:
-        package.activations_and_grads.release()
+    with GradCAMPlusPlus(model=model, target_layers=[target_layer(model, 96)]) as package:
+        theirs = package(input_tensor=images, targets=[ClassifierOutputTarget(category=1)] * 3)
+    assert hook_count(model) == 0
     low, high = ours.min(axis=(1, 2), keepdims=True), ours.max(axis=(1, 2), keepdims=True)
     assert (high > low).all()
     np.testing.assert_allclose((ours - low) / (high - low), theirs, atol=2e-3)
+
+
+def test_cam_takes_no_parameter_gradients():
+    """The gradient goes from the target logit to the target layer only: parameters get no ``.grad``."""
+    model = tiny_model("resnet9")
+    with create_explainer("xgradcam", model) as explainer:
+        explainer(model_inputs(model), targets="other")
+    assert all(parameter.grad is None for parameter in model.parameters())
 
 
 def test_registry_and_target_layers():

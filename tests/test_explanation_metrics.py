@@ -112,7 +112,8 @@ def test_deletion_and_insertion_rank_the_exact_map_first():
     assert road_good["road_combined"].mean() > road_bad["road_combined"].mean()
     assert road_good["road_morf"].mean() < road_bad["road_morf"].mean()
     relevance = (1.0 - relevance_ranks(exact.cpu()).float() / size ** 2).numpy()
-    package = ROADCombined([25, 50, 75])(images, relevance, [ClassifierOutputSoftmaxTarget(1)] * 6, model)
+    package = ROADCombined(percentiles=[25, 50, 75])(input_tensor=images, cams=relevance,
+                                                     targets=[ClassifierOutputSoftmaxTarget(category=1)] * 6, model=model)
     np.testing.assert_allclose(road_good["road_combined"].numpy(), package, atol=0.01)  # up to imputation noise
 
 

@@ -8,11 +8,8 @@ import pytest
 from nbhelpers.data.cache import build_cache
 from nbhelpers.data.datasets import build_manifest
 from nbhelpers.data.loaders import labels_of
-from nbhelpers.models.peer import (
-    PeerGenderClassifier,
-    compare_with_peer,
-    peer_model_files,
-)
+from nbhelpers.models.peer import PeerGenderClassifier, peer_model_files
+from nbhelpers.training.peer_comparison import compare_with_peer
 
 
 @pytest.fixture(scope="module")

@@ -150,10 +150,14 @@ def run_cli(*arguments) -> subprocess.CompletedProcess:
 
 def test_cli_prints_json_lines_and_exit_one_when_a_file_is_unreadable(checkpoint, tmp_path, make_image):
     (tmp_path / "broken.jpg").write_text("text")
-    result = run_cli("--checkpoint", checkpoint, make_image("face.jpg", 3, size=64), tmp_path / "broken.jpg")
+    result = run_cli("--checkpoint", checkpoint, make_image("face.jpg", 3, size=64), tmp_path / "broken.jpg",
+                     save(smooth_photo(), tmp_path / "scene.png"))
     assert result.returncode == 1, result.stderr
-    good, bad = (json.loads(line) for line in result.stdout.splitlines())
-    assert good["faces"][0]["label"] in ("female", "male") and "broken.jpg" in bad["error"]
+    good, bad, scene = (json.loads(line) for line in result.stdout.splitlines())
+    assert good["path"].endswith("face.jpg") and "broken.jpg" in bad["error"]
+    assert scene["faces"] == [] and scene["face_detected"] is False and NO_FACE in scene["notes"]  # no face, no gender
+    crops = run_cli("--checkpoint", checkpoint, "--no-detect", make_image("crop.jpg", 3, size=64))
+    assert json.loads(crops.stdout)["faces"][0]["label"] in ("female", "male", "uncertain"), crops.stderr
 
 
 def test_corrupt_checkpoint_exits_two_naming_the_file(tmp_path, make_image):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from nbhelpers.data.images import ImageLoadError, load_rgb, square_resize
 from nbhelpers.utils.atomic import atomic_path, atomic_write_json
+from nbhelpers.utils.progress import progress_bar
 
 __all__ = ["ImageCache", "build_cache", "manifest_fingerprint"]
 
@@ -49,7 +49,7 @@ def manifest_fingerprint(frame: pd.DataFrame, size: int) -> str:
 
 def _fill(images: np.ndarray, paths: list[str], size: int) -> list[int]:
     bad_rows = []
-    for row, path in enumerate(tqdm(paths, desc=f"cache {size}px", leave=False)):
+    for row, path in enumerate(progress_bar(paths, desc=f"cache {size}px", leave=False)):
         try:
             image = load_rgb(path, draft_size=(size, size)).image
         except ImageLoadError as error:

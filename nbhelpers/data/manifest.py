@@ -17,10 +17,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from nbhelpers.data.images import ImageLoadError, difference_hash, load_rgb
 from nbhelpers.utils.atomic import atomic_write_csv, atomic_write_json
+from nbhelpers.utils.progress import progress_bar
 
 __all__ = [
     "GENDERS", "SPLITS", "REQUIRED_COLUMNS", "DatasetReport", "ManifestError",
@@ -86,7 +86,7 @@ def _sha256(path: Path) -> str:
 def _validate(records: list[dict], report: DatasetReport) -> list[dict]:
     """Decode every image once; keep the readable ones with their content hashes."""
     valid = []
-    for record in tqdm(records, desc=f"validate {report.dataset}", leave=False):
+    for record in progress_bar(records, desc=f"validate {report.dataset}", leave=False):
         path = Path(record["path"])
         try:
             loaded = load_rgb(path, name=record.get("name", path.name))

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from nbhelpers.explain.explainers import create_explainer, explainer_supports
 from nbhelpers.explain.faithfulness import (
@@ -37,6 +36,7 @@ from nbhelpers.explain.metrics import (
 )
 from nbhelpers.explain.sanity_checks import randomisation_correlation, randomise_layers
 from nbhelpers.utils.atomic import atomic_write_csv
+from nbhelpers.utils.progress import progress_bar
 
 __all__ = ["ModelSpec", "COLUMNS", "evaluate_explanations", "summarise_metrics", "write_metrics_csv"]
 
@@ -192,7 +192,7 @@ def evaluate_explanations(models: Sequence[ModelSpec], methods: Sequence[str], i
                          explainer_kwargs or {})
     plan = _plan(models, methods)
     steps_per_method = len(range(0, len(images_t), batch_size)) + (1 if mosaic_count else 0)
-    bar = tqdm(total=sum(len(names) for _, names in plan) * steps_per_method, desc="explanation metrics",
+    bar = progress_bar(total=sum(len(names) for _, names in plan) * steps_per_method, desc="explanation metrics",
                disable=not progress)
     frames: list[pd.DataFrame] = []
     for spec, names in plan:

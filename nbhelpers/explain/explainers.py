@@ -11,13 +11,16 @@ Methods (``EXPLAINERS``):
   Schiele, CVPR 2022; Böhle, Singh, Fritz, Schiele, TPAMI 2024), B-cos models only;
 - ``random``: uniform random maps, the chance baseline of every metric.
 
-The three CAM methods wrap the classes of the ``grad-cam`` package (``pytorch_grad_cam``): its hooks
-record the target layer's activation, its ``get_cam_image`` computes the channel weights and the map.
-Two deliberate differences from ``BaseCAM.__call__``: the gradient is taken from the target logit to
-the target layer only (``torch.autograd.grad``, no parameter gradients, no backward pass through the
-backbone), and the map is upsampled bilinearly without grad-cam's per-image min-max rescaling, so
-shares of attribution (pointing game, face focus) are not distorted. Explainers take the model's own
-input (normalised, or B-cos encoded) and own their hooks: ``release()`` or a ``with`` block removes them.
+The three CAM methods use the classes of the ``grad-cam`` package (``pytorch_grad_cam``) through its public
+API only: each class's ``get_cam_image`` (called with keyword arguments) turns the target layer's
+activation and gradient into channel weights and a map. The explainer records the activation with its
+own forward hook (``torch.nn.Module.register_forward_hook``; grad-cam's object is built with no target
+layers, so it registers none) and takes the gradient from the target logit to that layer only
+(``torch.autograd.grad``: no parameter gradients, no backward pass through the backbone). The map is
+upsampled bilinearly without the per-image min-max rescaling of ``BaseCAM.__call__``, so shares of
+attribution (pointing game, face focus) are not distorted. Explainers take the model's own input
+(normalised, or B-cos encoded) and own their hook: ``release()`` or a ``with`` block removes it, and
+exceptions always propagate.
 The interface (``Explainer``, ``Attribution``, ``select_targets``, ...) lives in ``nbhelpers.explain.base``.
 """
 
@@ -71,49 +74,61 @@ class CamExplainer(Explainer):
     """A class-activation-map method of ``pytorch_grad_cam`` (``cam_class``) on ``layer``.
 
     Without ``layer``, the layer is ``target_layer(model, input_size)``; without ``input_size`` either, it
-    is chosen for the size of the first batch explained, and its hooks are registered then.
+    is chosen for the size of the first batch explained, and the hook is registered then. Raises
+    ``RuntimeError`` when the layer runs more than once in a forward pass (its activation is ambiguous).
     """
 
     cam_class: ClassVar[type[BaseCAM]]
 
     def __init__(self, model: nn.Module, layer: nn.Module | None = None, input_size: int | None = None) -> None:
         super().__init__(model)
-        self.layer, self.cam, self.hooks = None, None, None
+        # the channel weighting only: with no target layers grad-cam registers no hooks of its own
+        self.weighting = self.cam_class(model=self.model, target_layers=[])
+        self.layer: nn.Module | None = None
+        self.hook: torch.utils.hooks.RemovableHandle | None = None
+        self.activations: list[torch.Tensor] = []
+        self.recording = False  # the hook keeps activations only while a batch is explained
         if layer is not None or input_size is not None:
             self._hook(layer if layer is not None else target_layer(model, input_size))
 
     def _hook(self, layer: nn.Module) -> None:
         self.layer = layer
-        self.cam = self.cam_class(self.model, [layer])
-        self.hooks = self.cam.activations_and_grads
-        self.hooks.detach = False  # keep the live activation: the gradient is taken with respect to it
+        self.hook = layer.register_forward_hook(self._record)
+
+    def _record(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        if self.recording:
+            self.activations.append(output)  # the live activation: the gradient is taken with respect to it
 
     def _explain(self, images: torch.Tensor, targets: Targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.cam is None:
+        if self.hook is None:
             self._hook(target_layer(self.model, images.shape[-1]))
         inputs = images.clone().requires_grad_(True)  # a graph exists even for frozen parameters
+        self.recording = True
         try:
             with torch.enable_grad():
-                logits = self.hooks(inputs)
-                if len(self.hooks.activations) != 1:
-                    raise RuntimeError(f"target layer {type(self.layer).__name__} ran {len(self.hooks.activations)} "
+                logits = self.model(inputs)
+                if len(self.activations) != 1:
+                    raise RuntimeError(f"target layer {type(self.layer).__name__} ran {len(self.activations)} "
                                        "times in one forward pass; choose a layer the model uses once")
-                activation = self.hooks.activations[0]
+                activation = self.activations[0]
                 chosen = select_targets(logits.detach(), targets)
                 (gradient,) = torch.autograd.grad(logits.gather(1, chosen[:, None]).sum(), activation)
-            categories = [ClassifierOutputTarget(int(category)) for category in chosen]
-            cam = self.cam.get_cam_image(inputs, self.layer, categories, activation.detach().float().cpu().numpy(),
-                                         gradient.float().cpu().numpy(), False)
         finally:
-            self.hooks.activations.clear()
-            self.hooks.gradients.clear()
+            self.recording = False
+            self.activations.clear()
+        cam = self.weighting.get_cam_image(
+            input_tensor=inputs.detach(), target_layer=self.layer,
+            targets=[ClassifierOutputTarget(category=int(category)) for category in chosen],
+            activations=activation.detach().float().cpu().numpy(), grads=gradient.float().cpu().numpy(),
+            eigen_smooth=False)
         cam = torch.from_numpy(np.maximum(cam, 0).astype(np.float32)).to(images.device)
         maps = functional.interpolate(cam[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)
         return maps[:, 0].clamp(min=0), logits.detach(), chosen
 
     def release(self) -> None:
-        if self.hooks is not None:
-            self.hooks.release()
+        if self.hook is not None:
+            self.hook.remove()
+            self.hook = None
         super().release()
 
 

@@ -154,8 +154,9 @@ def road_scores(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targ
         # grad-cam converts a torch mask with np.float32(), which NumPy 2 deprecates; harmless, and not ours to fix
         warnings.filterwarnings("ignore", message="__array_wrap__ must accept context", category=DeprecationWarning)
         for percentile in percentiles:
-            for removal in (RemoveMostRelevantFirst(percentile, imputer), RemoveLeastRelevantFirst(percentile, imputer)):
-                perturbed.append(torch.stack([removal(image.cpu(), torch.from_numpy(mask))
+            for removal in (RemoveMostRelevantFirst(percentile=percentile, imputer=imputer),
+                            RemoveLeastRelevantFirst(percentile=percentile, imputer=imputer)):
+                perturbed.append(torch.stack([removal(input_tensor=image.cpu(), mask=torch.from_numpy(mask))
                                               for image, mask in zip(inputs, relevance_array)]))
     batch = torch.cat([inputs.cpu()[None], torch.stack(perturbed)]).flatten(0, 1).to(device)
     with torch.no_grad():

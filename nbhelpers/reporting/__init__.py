@@ -7,8 +7,7 @@ Every name below is importable from this package; it is imported from its module
 from nbhelpers.utils.lazy import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, """
-    progress: finish_progress_bars finish_notebook_progress progress_line
     model_card: best_run model_card write_model_card
-    reports: read_summary update_summary notebook_to_html write_index
+    reports: read_summary update_summary collapse_streams notebook_to_html write_index
     run_notebooks: numbered_notebooks run_notebook run_all
 """)

@@ -1,5 +1,10 @@
 """Reports: ``reports/summary.json`` (key figures each notebook adds), HTML renderings of executed
 notebooks, and ``reports/index.html`` linking them with status and run time. All writes are atomic.
+
+The HTML shows stream outputs as a live notebook does: nbconvert's ``CoalesceStreamsPreprocessor`` merges
+consecutive stream outputs and keeps the last of the ``\r``-separated frames of a line, so a text progress
+bar (``nbhelpers.utils.progress``) shows its final state; a stream left blank (a bar hidden when its loop
+ended) is dropped.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 
 from nbhelpers.utils.atomic import atomic_write_json, atomic_write_text
 
-__all__ = ["read_summary", "update_summary", "notebook_to_html", "write_index"]
+__all__ = ["read_summary", "update_summary", "collapse_streams", "notebook_to_html", "write_index"]
 
 
 def read_summary(reports_dir: str | Path) -> dict[str, Any]:
@@ -34,12 +39,25 @@ def update_summary(reports_dir: str | Path, section: str, values: dict[str, Any]
     return summary[section]
 
 
+def collapse_streams(notebook: Any) -> Any:
+    """The ``nbformat`` notebook with consecutive stream outputs merged and ``\r`` frames collapsed to the last
+    (nbconvert's ``CoalesceStreamsPreprocessor``), and blank stream outputs dropped; changed in place and returned."""
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+
+    notebook, _ = CoalesceStreamsPreprocessor(enabled=True).preprocess(notebook, {})
+    for cell in notebook.cells:
+        if "outputs" in cell:
+            cell.outputs = [output for output in cell.outputs
+                            if output.get("output_type") != "stream" or output.get("text", "").strip()]
+    return notebook
+
+
 def notebook_to_html(notebook_path: str | Path, html_path: str | Path) -> Path:
-    """Render an executed notebook to a standalone HTML file (atomically)."""
+    """Render an executed notebook to a standalone HTML file (atomically), its streams collapsed (``collapse_streams``)."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    notebook = nbformat.read(str(notebook_path), as_version=4)
+    notebook = collapse_streams(nbformat.read(str(notebook_path), as_version=4))
     body, _ = HTMLExporter().from_notebook_node(notebook)
     return atomic_write_text(html_path, body)
 

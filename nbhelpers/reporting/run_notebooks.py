@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from nbhelpers.reporting.model_card import write_model_card
-from nbhelpers.reporting.progress import finish_notebook_progress
 from nbhelpers.reporting.reports import notebook_to_html, write_index
 from nbhelpers.training.profiles import profile_parameters
+from nbhelpers.utils.progress import text_progress_bars
 
 __all__ = ["numbered_notebooks", "run_notebook", "run_all", "main"]
 
@@ -39,13 +39,13 @@ def run_notebook(notebook: Path, reports_dir: Path, profile: str, overrides: dic
     run = {"notebook": notebook.stem, "status": "ok", "html": f"{notebook.stem}.html", "error": ""}
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(str(notebook), str(output), parameters=parameters, cwd=str(notebook.parent),
-                                   kernel_name="python3", progress_bar=False)
+        with text_progress_bars():  # the kernel inherits it: text bars, whose last frame the report shows
+            papermill.execute_notebook(str(notebook), str(output), parameters=parameters, cwd=str(notebook.parent),
+                                       kernel_name="python3", progress_bar=False)
     except Exception as error:  # a failed notebook is reported, and the run goes on
         run.update(status="failed", error=f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:300]}")
     run["seconds"] = time.perf_counter() - start
     if output.is_file():
-        finish_notebook_progress(output)
         notebook_to_html(output, reports_dir / f"{notebook.stem}.html")
     else:
         run["html"] = ""

@@ -2,7 +2,7 @@
 
 ``predict_probabilities`` runs a model over a loader (with optional flip test-time augmentation);
 ``predict_faces`` is the one batched path from uint8 faces to probabilities, used by the explanation
-report, the predictor and the peer model. Metrics: accuracy, per-class accuracy, balanced accuracy and
+report, the predictor and the explanation report. Metrics: accuracy, per-class accuracy, balanced accuracy and
 the confusion matrix; the probabilities are kept for calibration and the bias study.
 """
 
@@ -13,11 +13,11 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from nbhelpers.data.manifest import GENDERS
 from nbhelpers.models.base import ImageClassificationBase
 from nbhelpers.models.inference import class_probabilities, flip_averaged_probabilities
+from nbhelpers.utils.progress import progress_bar
 
 __all__ = ["predict_probabilities", "predict_faces", "classification_metrics"]
 
@@ -29,7 +29,7 @@ def predict_probabilities(model: ImageClassificationBase, loader: Iterable, devi
     device = device or next(model.parameters()).device
     model.eval()
     probabilities, labels = [], []
-    for images, targets in tqdm(loader, desc="predict", leave=False, disable=not progress):
+    for images, targets in progress_bar(loader, desc="predict", leave=False, disable=not progress):
         probabilities.append(flip_averaged_probabilities(model, images.to(device), flip_tta).cpu())
         labels.append(targets.cpu())
     return torch.cat(probabilities).numpy(), torch.cat(labels).numpy()

@@ -17,7 +17,6 @@ from typing import Any, Callable, Iterable
 
 import torch
 import torch.distributed as distributed
-from tqdm.auto import tqdm
 
 from nbhelpers.models.base import ImageClassificationBase
 from nbhelpers.training.checkpoint import (
@@ -28,6 +27,7 @@ from nbhelpers.training.checkpoint import (
     save_checkpoint,
 )
 from nbhelpers.utils.device import get_default_device, to_device
+from nbhelpers.utils.progress import progress_bar
 
 __all__ = ["EarlyStopping", "evaluate", "fit_one_cycle", "is_main_process"]
 
@@ -119,7 +119,7 @@ def evaluate(model: ImageClassificationBase, loader: Iterable, device: torch.dev
     channels_last = _is_channels_last(model) if channels_last is None else channels_last
     model.eval()
     outputs = [model.validation_step(_prepare(batch, device, channels_last))
-               for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress)]
+               for batch in progress_bar(loader, desc="evaluate", leave=False, disable=not progress)]
     counts = torch.stack([output["count"] for output in outputs]).to(device)
     sums = torch.stack([(torch.stack([o[key].float() for o in outputs]) * counts).sum() for key in ("val_loss", "val_acc")])
     totals = _all_reduce_sum(torch.cat([sums, counts.sum().view(1)]))
@@ -166,7 +166,7 @@ class _Trainer:
             train_dl.set_epoch(epoch)
         self.model.train()
         losses, lrs = [], []
-        for batch in tqdm(train_dl, desc=f"epoch {epoch}", leave=False, disable=not self.progress):
+        for batch in progress_bar(train_dl, desc=f"epoch {epoch}", leave=False, disable=not self.progress):
             loss = self.step(batch)
             lrs.append(self.optimizer.param_groups[0]["lr"])
             self.scheduler.step()
@@ -251,7 +251,8 @@ def fit_one_cycle(epochs: int, max_lr: float, model: ImageClassificationBase, tr
     start_epoch, history = 0, []
     if checkpoint_dir and resume and (checkpoint_dir / "last.pt").is_file():
         start_epoch, history = _resume(checkpoint_dir / "last.pt", trainer, tracker, metadata)
-    for epoch in tqdm(range(start_epoch, epochs), desc="epochs", disable=not show, initial=start_epoch, total=epochs):
+    for epoch in progress_bar(range(start_epoch, epochs), desc="epochs", disable=not show, initial=start_epoch,
+                              total=epochs):
         result = trainer.epoch(epoch, train_dl, val_dl)
         history.append(result)
         if verbose and is_main_process():
