@@ -155,7 +155,9 @@ class Predictor:
         classified ``batch_size`` at a time; results are yielded as their batch finishes."""
         pending: list[_Found] = []
         pending_faces = 0
-from PIL import Image
+        for name, image in progress_bar(items, desc="predict", unit="image", disable=not progress):
+            pending.append(self._find(str(name), image, keep_photo))
+            pending_faces += len(pending[-1].faces)
             if pending_faces >= batch_size:
                 yield from self._finish(pending, explain, keep_chips)
                 pending, pending_faces = [], 0
