@@ -1,17 +1,168 @@
 """Data: image decoding, manifests and dataset adapters, the preprocessing cache, batch loaders,
 augmentation pipelines, demographic groupings and data plots.
 
-Every name below is importable from this package; it is imported from its module on first use.
+Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
 
-from nbhelpers.utils.lazy import lazy_exports
+from nbhelpers.data.cache import ImageCache, build_cache, manifest_fingerprint
+from nbhelpers.data.groups import (
+    UNKNOWN,
+    GROUP_SEPARATOR,
+    GROUPING_SEPARATOR,
+    PREFERRED_BINARY_ATTRIBUTES,
+    Grouping,
+    Groups,
+    grouping_name,
+    assign_groups,
+    default_groupings,
+    group_balanced_weights,
+)
+from nbhelpers.data.image_decoding import (
+    ImageLoadError,
+    ORIENTATION_TAG,
+    END_OF_IMAGE,
+    register_heif_opener,
+    one_line,
+    open_image,
+    is_jpeg,
+    warning_notes,
+    decode_without_end_marker,
+    apply_orientation,
+    rescale_deep_colour,
+    to_rgb,
+)
+from nbhelpers.data.images import (
+    LoadedImage,
+    load_rgb,
+    scan_image_folder,
+    DEFAULT_MAX_PIXELS,
+    MAX_DECLARED_PIXELS,
+    DRAFT_SCALES,
+    difference_hash,
+    centre_square_box,
+    square_resize,
+)
+from nbhelpers.data.loaders import CLASSES, CachedBatchLoader
+from nbhelpers.data.manifest import (
+    GENDERS,
+    SPLITS,
+    REQUIRED_COLUMNS,
+    DatasetReport,
+    ManifestError,
+    finalize_manifest,
+    assign_splits,
+    write_manifest,
+    read_manifest,
+    manifest_path,
+    labels_of,
+)
+from nbhelpers.data.photo_augment import (
+    PhotoDegradation,
+    AUGMENTATIONS,
+    degrade_photos,
+    build_augmentation,
+    random_affine,
+    random_blur,
+    random_lighting,
+    jpeg_round_trip,
+)
+from nbhelpers.data.plots import (
+    show_grid,
+    plot_class_balance,
+    plot_group_balance,
+    show_before_after,
+    to_display,
+    sample_faces,
+)
+from nbhelpers.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PIPELINES,
+    channel_stats,
+    to_float,
+    normalize,
+    random_crop_flip,
+    random_flip,
+    resize,
+    bcos_encode,
+    Pipeline,
+    build_pipeline,
+    pipeline_statistics,
+)
 
-__getattr__, __all__ = lazy_exports(__name__, """
-    cache: ImageCache build_cache manifest_fingerprint
-    groups: UNKNOWN GROUP_SEPARATOR GROUPING_SEPARATOR PREFERRED_BINARY_ATTRIBUTES Grouping Groups grouping_name assign_groups default_groupings group_balanced_weights
-    images: ImageLoadError LoadedImage load_rgb scan_image_folder DEFAULT_MAX_PIXELS MAX_DECLARED_PIXELS DRAFT_SCALES difference_hash centre_square_box square_resize
-    loaders: CLASSES CachedBatchLoader
-    manifest: GENDERS SPLITS REQUIRED_COLUMNS DatasetReport ManifestError finalize_manifest assign_splits write_manifest read_manifest manifest_path labels_of
-    plots: show_grid plot_class_balance plot_group_balance show_before_after to_display sample_faces
-    transforms: IMAGENET_MEAN IMAGENET_STD PIPELINES Pipeline channel_stats to_float normalize random_crop_flip random_flip resize bcos_encode build_pipeline pipeline_statistics
-""")
+__all__ = [
+    "ImageCache",
+    "build_cache",
+    "manifest_fingerprint",
+    "UNKNOWN",
+    "GROUP_SEPARATOR",
+    "GROUPING_SEPARATOR",
+    "PREFERRED_BINARY_ATTRIBUTES",
+    "Grouping",
+    "Groups",
+    "grouping_name",
+    "assign_groups",
+    "default_groupings",
+    "group_balanced_weights",
+    "ImageLoadError",
+    "ORIENTATION_TAG",
+    "END_OF_IMAGE",
+    "register_heif_opener",
+    "one_line",
+    "open_image",
+    "is_jpeg",
+    "warning_notes",
+    "decode_without_end_marker",
+    "apply_orientation",
+    "rescale_deep_colour",
+    "to_rgb",
+    "LoadedImage",
+    "load_rgb",
+    "scan_image_folder",
+    "DEFAULT_MAX_PIXELS",
+    "MAX_DECLARED_PIXELS",
+    "DRAFT_SCALES",
+    "difference_hash",
+    "centre_square_box",
+    "square_resize",
+    "CLASSES",
+    "CachedBatchLoader",
+    "GENDERS",
+    "SPLITS",
+    "REQUIRED_COLUMNS",
+    "DatasetReport",
+    "ManifestError",
+    "finalize_manifest",
+    "assign_splits",
+    "write_manifest",
+    "read_manifest",
+    "manifest_path",
+    "labels_of",
+    "PhotoDegradation",
+    "AUGMENTATIONS",
+    "degrade_photos",
+    "build_augmentation",
+    "random_affine",
+    "random_blur",
+    "random_lighting",
+    "jpeg_round_trip",
+    "show_grid",
+    "plot_class_balance",
+    "plot_group_balance",
+    "show_before_after",
+    "to_display",
+    "sample_faces",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PIPELINES",
+    "channel_stats",
+    "to_float",
+    "normalize",
+    "random_crop_flip",
+    "random_flip",
+    "resize",
+    "bcos_encode",
+    "Pipeline",
+    "build_pipeline",
+    "pipeline_statistics",
+]

@@ -9,19 +9,86 @@ so that a checkpoint can rebuild it. ``predict_probabilities`` is the one infere
 optional flip test-time augmentation).
 """
 
-from nbhelpers.models.inference import class_probabilities, flip_averaged_probabilities
-from nbhelpers.models.registry import (
-    MIN_CAM_CELLS,
-    cam_layer_spec,
-    cam_target_layer,
-    create_model,
-    layer_cells,
-    list_models,
-    model_spec,
-    register_model,
+from nbhelpers.models.base import ImageClassificationBase, accuracy
+from nbhelpers.models.bcos_functional import channel_squared_norm, square_cosine_scale, uncentred_batch_norm
+from nbhelpers.models.bcos_layers import (
+    BcosConv2d,
+    BcosLinear,
+    BatchNormUncentred2d,
+    LogitLayer,
+    BcosHead,
+    explanation_mode,
 )
-from nbhelpers.models.spec import CLASSES, NORMALISATIONS, CamLayer, RunSpec, RunSpecError
+from nbhelpers.models.bcos_resnet import BcosResNet, bcos_resnet18
+from nbhelpers.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0, lite0_weights_path
+from nbhelpers.models.factories import simple_cnn, resnet9, resnet18, resnet50, load_pretrained, resnet_stages
+from nbhelpers.models.inference import class_probabilities, flip_averaged_probabilities
+from nbhelpers.models.peer import PeerGenderClassifier, peer_model_files
+from nbhelpers.models.pretrained import read_state_dict, load_backbone
+from nbhelpers.models.registry import (
+    RunSpec,
+    NORMALISATIONS,
+    MIN_CAM_CELLS,
+    register_model,
+    model_spec,
+    create_model,
+    list_models,
+    cam_target_layer,
+    cam_layer_spec,
+    layer_cells,
+)
+from nbhelpers.models.resnet import BasicBlock, Bottleneck, ResNet, LayerFactory
+from nbhelpers.models.small import SimpleCNN, ResNet9, conv_block
+from nbhelpers.models.spec import CamLayer, RunSpecError, CLASSES, LEGACY_FIELDS
 
-__all__ = ["RunSpec", "CamLayer", "RunSpecError", "CLASSES", "NORMALISATIONS", "MIN_CAM_CELLS", "register_model",
-           "model_spec", "create_model", "list_models", "cam_target_layer", "cam_layer_spec", "layer_cells",
-           "class_probabilities", "flip_averaged_probabilities"]
+__all__ = [
+    "ImageClassificationBase",
+    "accuracy",
+    "channel_squared_norm",
+    "square_cosine_scale",
+    "uncentred_batch_norm",
+    "BcosConv2d",
+    "BcosLinear",
+    "BatchNormUncentred2d",
+    "LogitLayer",
+    "BcosHead",
+    "explanation_mode",
+    "BcosResNet",
+    "bcos_resnet18",
+    "EfficientNetLite0",
+    "efficientnet_lite0",
+    "lite0_weights_path",
+    "simple_cnn",
+    "resnet9",
+    "resnet18",
+    "resnet50",
+    "load_pretrained",
+    "resnet_stages",
+    "class_probabilities",
+    "flip_averaged_probabilities",
+    "PeerGenderClassifier",
+    "peer_model_files",
+    "read_state_dict",
+    "load_backbone",
+    "RunSpec",
+    "NORMALISATIONS",
+    "MIN_CAM_CELLS",
+    "register_model",
+    "model_spec",
+    "create_model",
+    "list_models",
+    "cam_target_layer",
+    "cam_layer_spec",
+    "layer_cells",
+    "BasicBlock",
+    "Bottleneck",
+    "ResNet",
+    "LayerFactory",
+    "SimpleCNN",
+    "ResNet9",
+    "conv_block",
+    "CamLayer",
+    "RunSpecError",
+    "CLASSES",
+    "LEGACY_FIELDS",
+]

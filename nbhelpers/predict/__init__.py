@@ -1,15 +1,68 @@
 """Prediction on any photo: face detection and alignment, the predictor and its command line
 (``python -m nbhelpers.predict``), the upload widget, the Voila web page and the wide-photo check.
 
-Every name below is importable from this package; it is imported from its module on first use.
+Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
 
-from nbhelpers.utils.lazy import lazy_exports
+from nbhelpers.predict.evaluation import (
+    labelled_uploads,
+    read_labels,
+    evaluate_photos,
+    accuracy_table,
+    risk_coverage,
+    evaluation_summary,
+    COVERAGE_THRESHOLDS,
+)
+from nbhelpers.predict.faces import (
+    DetectedFace,
+    FaceDetector,
+    add_detector_arguments,
+    detector_from_arguments,
+    centre_crop,
+    landmark_model_path,
+    CHIP_SIZE,
+    CHIP_PADDING,
+    HOG_THRESHOLD,
+    HOG_FALLBACK_THRESHOLD,
+)
+from nbhelpers.predict.predictor import Predictor, ImageInput, FLIP_TTA, MIN_IMAGE_SIDE
+from nbhelpers.predict.results import FaceResult, PhotoResult, UNCERTAIN, NO_FACE, Box
+from nbhelpers.predict.upload_app import image_data_uri, boxed_photo, result_html, predict_uploads, UploadApp
+from nbhelpers.predict.wide_photos import wide_photo, example_uploads, wide_photo_accuracy
 
-__getattr__, __all__ = lazy_exports(__name__, """
-    faces: DetectedFace FaceDetector centre_crop landmark_model_path CHIP_SIZE CHIP_PADDING HOG_THRESHOLD
-    predictor: Predictor IMAGE_SUFFIXES MIN_IMAGE_SIDE expand_inputs record_to_json
-    upload_app: image_data_uri record_html predict_uploads UploadApp
-    web_page: parameterized_copy free_port VoilaServer
-    wide_photos: wide_photo example_uploads wide_photo_accuracy
-""")
+__all__ = [
+    "labelled_uploads",
+    "read_labels",
+    "evaluate_photos",
+    "accuracy_table",
+    "risk_coverage",
+    "evaluation_summary",
+    "COVERAGE_THRESHOLDS",
+    "DetectedFace",
+    "FaceDetector",
+    "add_detector_arguments",
+    "detector_from_arguments",
+    "centre_crop",
+    "landmark_model_path",
+    "CHIP_SIZE",
+    "CHIP_PADDING",
+    "HOG_THRESHOLD",
+    "HOG_FALLBACK_THRESHOLD",
+    "Predictor",
+    "ImageInput",
+    "FLIP_TTA",
+    "MIN_IMAGE_SIDE",
+    "FaceResult",
+    "PhotoResult",
+    "UNCERTAIN",
+    "NO_FACE",
+    "Box",
+    "image_data_uri",
+    "boxed_photo",
+    "result_html",
+    "predict_uploads",
+    "UploadApp",
+    "wide_photo",
+    "example_uploads",
+    "wide_photo_accuracy",
+]

@@ -1,13 +1,19 @@
 """Reporting: ``summary.json``, HTML renderings, ``index.html`` and the papermill batch runner
 (``python -m nbhelpers.reporting.run_notebooks``).
 
-Every name below is importable from this package; it is imported from its module on first use.
+Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
 
-from nbhelpers.utils.lazy import lazy_exports
+from nbhelpers.reporting.model_card import best_run, model_card, write_model_card
+from nbhelpers.reporting.reports import read_summary, update_summary, collapse_streams, notebook_to_html, write_index
 
-__getattr__, __all__ = lazy_exports(__name__, """
-    model_card: best_run model_card write_model_card
-    reports: read_summary update_summary collapse_streams notebook_to_html write_index
-    run_notebooks: numbered_notebooks run_notebook run_all
-""")
+__all__ = [
+    "best_run",
+    "model_card",
+    "write_model_card",
+    "read_summary",
+    "update_summary",
+    "collapse_streams",
+    "notebook_to_html",
+    "write_index",
+]

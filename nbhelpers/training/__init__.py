@@ -2,22 +2,96 @@
 result type, the run index, evaluation (and the comparison with the dlib-models peer), named profiles and
 training plots.
 
-Every name below is importable from this package; it is imported from its module on first use.
+Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
 
-from nbhelpers.utils.lazy import lazy_exports
+from nbhelpers.training.abstention import TARGET_ACCURACY, abstention_threshold, selective_accuracy
+from nbhelpers.training.checkpoint import (
+    CheckpointError,
+    save_checkpoint,
+    load_checkpoint,
+    rng_state,
+    restore_rng_state,
+    model_from_checkpoint,
+)
+from nbhelpers.training.config import TrainConfig, OPTIMIZERS, resolve_config, run_directory, set_seed
+from nbhelpers.training.evaluation import predict_probabilities, predict_faces, classification_metrics
+from nbhelpers.training.fit import EarlyStopping, evaluate, fit_one_cycle, is_main_process
+from nbhelpers.training.peer_comparison import compare_with_peer, compare_run_with_peer
+from nbhelpers.training.plots import (
+    plot_history,
+    plot_confusion,
+    show_predictions,
+    show_split_predictions,
+    metrics_table,
+)
+from nbhelpers.training.profiles import (
+    PROFILES,
+    PROFILE_NAMES,
+    TRAINING,
+    NOTEBOOK_MODELS,
+    profile_parameters,
+    training_profile,
+)
+from nbhelpers.training.result import SplitPredictions, TrainedModel, TrainingResult
+from nbhelpers.training.run import run_training, MODEL_FILE
+from nbhelpers.training.runs import (
+    INDEX_NAME,
+    read_index,
+    record_run,
+    find_run,
+    trained_checkpoints,
+    load_run,
+    load_trained_models,
+    split_faces,
+)
 
-__getattr__, __all__ = lazy_exports(__name__, """
-    abstention: TARGET_ACCURACY abstention_threshold selective_accuracy
-    checkpoint: CheckpointError save_checkpoint load_checkpoint rng_state restore_rng_state model_from_checkpoint
-    evaluation: predict_probabilities predict_faces classification_metrics
-    fit: EarlyStopping evaluate fit_one_cycle is_main_process
-    peer_comparison: compare_with_peer compare_run_with_peer
-    plots: plot_history plot_confusion show_predictions show_split_predictions metrics_table
-    profiles: PROFILES PROFILE_NAMES TRAINING NOTEBOOK_MODELS profile_parameters training_profile
-    config: TrainConfig OPTIMIZERS resolve_config run_directory set_seed
-    result: SplitPredictions TrainedModel
-    run: run_training MODEL_FILE
-    runs: INDEX_NAME read_index record_run find_run trained_checkpoints load_run load_trained_models split_faces
-    cli: build_parser
-""")
+__all__ = [
+    "TARGET_ACCURACY",
+    "abstention_threshold",
+    "selective_accuracy",
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "rng_state",
+    "restore_rng_state",
+    "model_from_checkpoint",
+    "TrainConfig",
+    "OPTIMIZERS",
+    "resolve_config",
+    "run_directory",
+    "set_seed",
+    "predict_probabilities",
+    "predict_faces",
+    "classification_metrics",
+    "EarlyStopping",
+    "evaluate",
+    "fit_one_cycle",
+    "is_main_process",
+    "compare_with_peer",
+    "compare_run_with_peer",
+    "plot_history",
+    "plot_confusion",
+    "show_predictions",
+    "show_split_predictions",
+    "metrics_table",
+    "PROFILES",
+    "PROFILE_NAMES",
+    "TRAINING",
+    "NOTEBOOK_MODELS",
+    "profile_parameters",
+    "training_profile",
+    "SplitPredictions",
+    "TrainedModel",
+    "TrainingResult",
+    "run_training",
+    "MODEL_FILE",
+    "INDEX_NAME",
+    "read_index",
+    "record_run",
+    "find_run",
+    "trained_checkpoints",
+    "load_run",
+    "load_trained_models",
+    "split_faces",
+]
