@@ -68,3 +68,18 @@ def test_cli_and_notebook_path_record_the_models_own_pipeline(name, toy_data, tm
     assert load_checkpoint(cli_run["checkpoint"])["metadata"]["pipeline"] == expected == cli_run["pipeline"]
     assert notebook.spec.pipeline == expected and str(notebook.trained.checkpoint) == cli_run["checkpoint"]
     assert len(read_index(tmp_path / "ckpt")) == 1
+
+
+def test_config_from_parameters_reads_prefixed_and_shared_parameters():
+    from nbhelpers.training.config import config_from_parameters
+
+    parameters = {"MODEL": "resnet9", "EPOCHS": 3, "WIDTH": 16, "SEED": 7, "DATASET": "fairface", "GRAD_CLIP": 0.5,
+                  "TRANSFER_MODEL": "efficientnet_lite0", "TRANSFER_EPOCHS": 2, "TRANSFER_OPTIMIZER": "adamw",
+                  "GRID_SIZE": 16}
+    plain = config_from_parameters(parameters, checkpoint_dir="runs")
+    assert (plain.model, plain.epochs, plain.width, plain.seed, plain.dataset) == ("resnet9", 3, 16, 7, "fairface")
+    transfer = config_from_parameters(parameters, "TRANSFER_")
+    assert (transfer.model, transfer.epochs, transfer.optimizer, transfer.width) == ("efficientnet_lite0", 2, "adamw", 0)
+    assert transfer.seed == 7 and transfer.grad_clip == 0.5 and transfer.checkpoint_dir == ""  # shared, not prefixed
+    with pytest.raises(KeyError, match="BASELINE_MODEL"):
+        config_from_parameters(parameters, "BASELINE_")

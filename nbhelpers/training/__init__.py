@@ -14,7 +14,15 @@ from nbhelpers.training.checkpoint import (
     restore_rng_state,
     model_from_checkpoint,
 )
-from nbhelpers.training.config import TrainConfig, OPTIMIZERS, resolve_config, run_directory, set_seed
+from nbhelpers.training.config import (
+    TrainConfig,
+    OPTIMIZERS,
+    SHARED_PARAMETERS,
+    config_from_parameters,
+    resolve_config,
+    run_directory,
+    set_seed,
+)
 from nbhelpers.training.evaluation import predict_probabilities, predict_faces, classification_metrics
 from nbhelpers.training.fit import EarlyStopping, evaluate, fit_one_cycle, is_main_process
 from nbhelpers.training.peer_comparison import compare_with_peer, compare_run_with_peer
@@ -58,6 +66,8 @@ __all__ = [
     "model_from_checkpoint",
     "TrainConfig",
     "OPTIMIZERS",
+    "SHARED_PARAMETERS",
+    "config_from_parameters",
     "resolve_config",
     "run_directory",
     "set_seed",

@@ -11,16 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from nbhelpers.models import model_spec
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "resolve_config", "run_directory", "set_seed"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "SHARED_PARAMETERS", "config_from_parameters", "resolve_config", "run_directory",
+           "set_seed"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -62,6 +63,26 @@ class TrainConfig:
     checkpoint_dir: str = _help("where run folders and the run index go ('': no checkpoints)", "")
     device: str = _help("cpu, cuda or mps ('': best available)", "")
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+SHARED_PARAMETERS = ("dataset", "data_dir", "seed", "weight_decay", "grad_clip", "device")  # one value per notebook
+
+
+def config_from_parameters(parameters: Mapping[str, Any], prefix: str = "", **overrides: Any) -> TrainConfig:
+    """A ``TrainConfig`` from a notebook's parameters: every field ``name`` read from ``<PREFIX><NAME>``
+    (e.g. ``TRANSFER_EPOCHS``), the shared fields (``SHARED_PARAMETERS``) also from ``<NAME>``, then
+    ``overrides``; fields no parameter names keep their defaults. The parameters cell shows a profile's
+    values (``nbhelpers.training.profiles``) and papermill overrides them, so no notebook copies fields by hand.
+    Raises ``KeyError`` when ``<PREFIX>MODEL`` is missing."""
+    if f"{prefix}MODEL" not in parameters:
+        raise KeyError(f"no parameter {prefix}MODEL: the notebook must name the model it trains")
+    values: dict[str, Any] = {}
+    for item in fields(TrainConfig):
+        for key in (f"{prefix}{item.name.upper()}", item.name.upper() if item.name in SHARED_PARAMETERS else None):
+            if key and key in parameters:
+                values[item.name] = parameters[key]
+                break
+    return TrainConfig(**{**values, **overrides})
 
 
 def resolve_config(config: TrainConfig) -> TrainConfig:
