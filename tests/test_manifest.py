@@ -108,3 +108,17 @@ def test_bad_manifests_give_clear_errors(tmp_path):
     wrong.write_text("path,gender,split,sha256\n/a.jpg,man,train,x\n")
     with pytest.raises(ManifestError, match="unknown gender values"):
         read_manifest(wrong)
+
+
+def test_split_sample_reads_the_manifest_only_and_draws_like_split_faces():
+    import numpy as np
+    import pandas as pd
+
+    from nbhelpers.data.manifest import sample_rows, split_sample
+
+    frame = pd.DataFrame({"path": [f"{i}.jpg" for i in range(50)], "split": ["train", "test"] * 25,
+                          "gender": ["female", "male"] * 25})
+    sample = split_sample(frame, "test", 5, seed=3)
+    test_rows = np.flatnonzero(frame["split"] == "test")
+    assert list(sample.index) == list(sample_rows(test_rows, 5, 3)) and (sample["split"] == "test").all()
+    assert len(split_sample(frame, "test", 0)) == 25 and list(sample.index) == sorted(sample.index)

@@ -55,6 +55,8 @@ from nbhelpers.data.manifest import (
     read_manifest,
     manifest_path,
     labels_of,
+    sample_rows,
+    split_sample,
 )
 from nbhelpers.data.photo_augment import (
     PhotoDegradation,
@@ -138,6 +140,8 @@ __all__ = [
     "read_manifest",
     "manifest_path",
     "labels_of",
+    "sample_rows",
+    "split_sample",
     "PhotoDegradation",
     "AUGMENTATIONS",
     "degrade_photos",

@@ -24,7 +24,8 @@ from nbhelpers.utils.progress import progress_bar
 
 __all__ = [
     "GENDERS", "SPLITS", "REQUIRED_COLUMNS", "DatasetReport", "ManifestError",
-    "finalize_manifest", "assign_splits", "write_manifest", "read_manifest", "manifest_path", "labels_of",
+    "finalize_manifest", "assign_splits", "write_manifest", "read_manifest", "manifest_path", "labels_of", "sample_rows",
+    "split_sample",
 ]
 
 GENDERS = ("female", "male")
@@ -77,6 +78,21 @@ def labels_of(source: pd.DataFrame | Any, rows: np.ndarray | None = None) -> np.
     frame = source if isinstance(source, pd.DataFrame) else source.frame
     genders = frame["gender"].to_numpy()
     return ((genders if rows is None else genders[rows]) == GENDERS[1]).astype(np.int64)
+
+
+def sample_rows(rows: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` of ``rows`` drawn without replacement with ``seed``, in row order (all when ``count`` is 0
+    or not smaller): the one draw of test faces that notebooks 06-08 share."""
+    rows = np.asarray(rows)
+    if not count or count >= len(rows):
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, size=count, replace=False))
+
+
+def split_sample(frame: pd.DataFrame, split: str, count: int, seed: int = 0) -> pd.DataFrame:
+    """The manifest rows of ``count`` faces of ``split`` (``sample_rows``), read from the manifest alone:
+    no image is decoded (the paths, labels and groups are all in the manifest)."""
+    return frame.iloc[sample_rows(np.flatnonzero(frame["split"].to_numpy() == split), count, seed)]
 
 
 def _sha256(path: Path) -> str:

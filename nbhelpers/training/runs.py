@@ -19,7 +19,7 @@ import torch
 
 from nbhelpers.data.cache import build_cache
 from nbhelpers.data.loaders import labels_of
-from nbhelpers.data.manifest import manifest_path, read_manifest
+from nbhelpers.data.manifest import manifest_path, read_manifest, sample_rows
 from nbhelpers.training.checkpoint import model_from_checkpoint
 from nbhelpers.training.result import TrainedModel, TrainingResult
 from nbhelpers.utils.atomic import atomic_write_json
@@ -97,7 +97,5 @@ def split_faces(data_dir: str | Path, dataset: str, split: str, count: int, size
     """``count`` faces of ``split`` drawn with ``seed`` (all if ``count`` is 0): uint8 images, labels, manifest rows."""
     frame = read_manifest(manifest_path(dataset, data_dir))
     cache = build_cache(frame, dataset, size, Path(data_dir) / "cache")
-    rows = cache.split_indices(split)
-    if count and count < len(rows):
-        rows = np.sort(np.random.default_rng(seed).choice(rows, size=count, replace=False))
+    rows = sample_rows(cache.split_indices(split), count, seed)
     return np.asarray(cache.images[rows]), labels_of(cache, rows), rows
