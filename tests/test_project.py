@@ -13,7 +13,7 @@ import yaml
 
 import nbhelpers
 from nbhelpers.reporting.reports import read_summary, update_summary, write_index
-from nbhelpers.training.profiles import PROFILES, profile_parameters
+from nbhelpers.reporting.notebook_parameters import PROFILES, profile_parameters
 from nbhelpers.utils.atomic import atomic_path, atomic_write_json
 from tests.conftest import ROOT
 

@@ -14,7 +14,7 @@ import pytest
 
 from nbhelpers.predict.web_page import VoilaServer, parameterized_copy
 from nbhelpers.predict.wide_photos import example_uploads
-from nbhelpers.training.profiles import profile_parameters
+from nbhelpers.reporting.notebook_parameters import profile_parameters
 from tests.conftest import NOTEBOOKS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

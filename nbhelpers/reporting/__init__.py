@@ -5,12 +5,16 @@ Every name of its modules' ``__all__`` is imported here (a test checks the two a
 """
 
 from nbhelpers.reporting.model_card import best_run, model_card, write_model_card
+from nbhelpers.reporting.notebook_parameters import PROFILES, NOTEBOOK_MODELS, profile_parameters
 from nbhelpers.reporting.reports import read_summary, update_summary, collapse_streams, notebook_to_html, write_index
 
 __all__ = [
     "best_run",
     "model_card",
     "write_model_card",
+    "PROFILES",
+    "NOTEBOOK_MODELS",
+    "profile_parameters",
     "read_summary",
     "update_summary",
     "collapse_streams",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nbhelpers.reporting.model_card import write_model_card
 from nbhelpers.reporting.reports import notebook_to_html, write_index
-from nbhelpers.training.profiles import profile_parameters
+from nbhelpers.reporting.notebook_parameters import profile_parameters
 from nbhelpers.utils.progress import text_progress_bars
 
 __all__ = ["numbered_notebooks", "run_notebook", "run_all", "main"]

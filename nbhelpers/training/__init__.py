@@ -33,14 +33,7 @@ from nbhelpers.training.plots import (
     show_split_predictions,
     metrics_table,
 )
-from nbhelpers.training.profiles import (
-    PROFILES,
-    PROFILE_NAMES,
-    TRAINING,
-    NOTEBOOK_MODELS,
-    profile_parameters,
-    training_profile,
-)
+from nbhelpers.training.profiles import PROFILE_NAMES, TRAINING, training_profile
 from nbhelpers.training.result import SplitPredictions, TrainedModel, TrainingResult
 from nbhelpers.training.run import run_training, MODEL_FILE
 from nbhelpers.training.runs import (
@@ -85,11 +78,8 @@ __all__ = [
     "show_predictions",
     "show_split_predictions",
     "metrics_table",
-    "PROFILES",
     "PROFILE_NAMES",
     "TRAINING",
-    "NOTEBOOK_MODELS",
-    "profile_parameters",
     "training_profile",
     "SplitPredictions",
     "TrainedModel",

@@ -1,19 +1,17 @@
-"""Named run profiles: ``smoke`` (tests, minutes), ``default`` (``make reports`` on a 2-core CPU)
+"""Named training profiles: ``smoke`` (tests, minutes), ``default`` (``make reports`` on a 2-core CPU)
 and ``full`` (a GPU).
 
-``PROFILES`` maps each notebook to the parameters a profile overrides; anything it does not name
-keeps the value written in the notebook's ``parameters`` cell. Training settings live in
-``TRAINING`` (profile -> model -> ``TrainConfig`` fields), shared by the notebooks and the
-``python -m nbhelpers.training.run`` command line; a notebook's training parameters are derived from it
-(``EPOCHS``, ``IMAGE_SIZE``, ... and, for a second model in the same notebook, ``BASELINE_EPOCHS``
-and so on), and the default values in the notebooks are checked against it by the tests.
+``TRAINING`` (profile -> model -> ``TrainConfig`` fields) is the one place of every training
+hyperparameter, shared by the notebooks (through ``nbhelpers.reporting.notebook_parameters``, which
+derives their ``EPOCHS``, ``IMAGE_SIZE``, ... parameters from it; the tests check the values written in
+the notebooks against it) and the ``python -m nbhelpers.train`` command line.
 """
 
 from __future__ import annotations
 
 from nbhelpers.utils.registry import lookup
 
-__all__ = ["PROFILES", "PROFILE_NAMES", "TRAINING", "NOTEBOOK_MODELS", "profile_parameters", "training_profile"]
+__all__ = ["PROFILE_NAMES", "TRAINING", "training_profile"]
 
 _SMOKE = {"epochs": 1, "image_size": 32, "train_limit": 384, "batch_size": 64}
 
@@ -50,42 +48,9 @@ TRAINING: dict[str, dict[str, dict[str, object]]] = {
 
 PROFILE_NAMES = tuple(TRAINING)
 
-# notebook -> {parameter prefix: model name}
-NOTEBOOK_MODELS: dict[str, dict[str, str]] = {
-    "03_resnet9_scratch": {"": "resnet9", "BASELINE_": "simple_cnn"},
-    "04_resnet18_finetune": {"": "resnet18", "TRANSFER_": "efficientnet_lite0"},
-    "05_bcos_training": {"": "bcos_resnet18"},
-}
-
-PROFILES: dict[str, dict[str, dict[str, object]]] = {
-    "smoke": {
-        "01_download": {"LIMIT": 800, "GRID_SIZE": 8},
-        "02_augment": {"IMAGE_SIZE": 32, "FINETUNE_SIZE": 48, "GRID_SIZE": 4},
-        "06_gradcam_analysis": {"FACES": 24, "MOSAICS": 6, "ROAD_FACES": 8, "STEPS": 4, "GALLERY_SIZE": 3},
-        "07_bias_study": {"BOOTSTRAP": 100, "MIN_COUNT": 5, "EXPLAIN_FACES": 16, "STEPS": 4, "GALLERY_SIZE": 3},
-        "08_predict": {"WIDE_FACES": 12, "EXAMPLES": 2, "BOOTSTRAP": 200},
-    },
-    "default": {},
-    "full": {
-        "02_augment": {"IMAGE_SIZE": 64, "FINETUNE_SIZE": 224},
-        "06_gradcam_analysis": {"FACES": 500, "ROAD_FACES": 500, "MODELS": "resnet18,bcos_resnet18,efficientnet_lite0"},
-    },
-}
-
-
 def training_profile(model: str, profile: str) -> dict[str, object]:
     """The ``TrainConfig`` fields that ``profile`` sets for ``model``."""
     models = lookup(TRAINING, "profile", profile)
     if model not in models:
         raise KeyError(f"profile {profile!r} has no settings for model {model!r}; choose one of {sorted(models)}")
     return dict(models[model])
-
-
-def profile_parameters(notebook: str, profile: str) -> dict[str, object]:
-    """The parameters that ``profile`` sets for ``notebook`` (its stem, e.g. ``"01_download"``)."""
-    notebooks = lookup(PROFILES, "profile", profile)
-    parameters: dict[str, object] = {"PROFILE": profile}
-    for prefix, model in NOTEBOOK_MODELS.get(notebook, {}).items():
-        parameters[f"{prefix}MODEL"] = model
-        parameters.update({f"{prefix}{key.upper()}": value for key, value in training_profile(model, profile).items()})
-    return {**parameters, **notebooks.get(notebook, {})}
