@@ -8,7 +8,7 @@ DATASET ?= utkface
 PHOTOS ?= ../shared/data/fairface-dev
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install browser reports test bench clean-reports serve
+.PHONY: install browser reports test bench clean-reports serve serve-api
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,12 @@ test: install browser
 # notebook 08 as a web page on http://localhost:8866
 serve: install
 	$(VENV)/bin/voila notebooks/08_predict.ipynb --port=8866 --no-browser
+
+# the HTTP API on http://127.0.0.1:8000 (docs: /docs); CHECKPOINT=data/checkpoints/<run>/model.pt
+CHECKPOINT ?= $(shell $(PY) -c "from nbhelpers.training.runs import read_index, find_run; runs = read_index('data/checkpoints'); print(find_run('data/checkpoints', run_id=runs[-1]['run_id'])['checkpoint'] if runs else '')" 2>/dev/null)
+serve-api: install
+	@test -n "$(CHECKPOINT)" || { echo "no trained run in data/checkpoints: train one or set CHECKPOINT=path/to/model.pt"; exit 2; }
+	$(PY) -m nbhelpers.serve --checkpoint $(CHECKPOINT)
 
 bench: install
 	$(PY) benchmarks/bench_loader.py --data $(DATA)

@@ -21,7 +21,9 @@ from pathlib import Path
 import torch
 
 from nbhelpers.models import create_model
-from nbhelpers.predict.predictor import Predictor, record_to_json
+import json
+
+from nbhelpers.predict.predictor import Predictor
 from nbhelpers.training.checkpoint import save_checkpoint
 
 
@@ -42,9 +44,8 @@ def extract_images(archive: Path, count: int, target: Path) -> list[Path]:
 def untrained_checkpoint(model_name: str, input_size: int, path: Path) -> Path:
     """A checkpoint of an untrained ``model_name`` with the metadata prediction needs."""
     model = create_model(model_name)
-    metadata = {"model": model_name, "model_kwargs": model.model_kwargs, "classes": ["female", "male"],
-                "input_size": input_size, "pipeline": "finetune", "mean": [0.5] * 3, "std": [0.25] * 3}
-    return save_checkpoint(path, {"model_state": model.state_dict(), "metadata": metadata})
+    spec = model.spec.replace(input_size=input_size, pipeline="finetune", mean=(0.5,) * 3, std=(0.25,) * 3)
+    return save_checkpoint(path, {"model_state": model.state_dict(), "metadata": spec.to_dict()})
 
 
 def time_predictions(predictor: Predictor, paths: list[Path], batch_size: int) -> tuple[float, int, int]:
@@ -53,10 +54,10 @@ def time_predictions(predictor: Predictor, paths: list[Path], batch_size: int) -
     detected = records = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for record in predictor.predict_paths(paths, batch_size, progress=False):
-            record_to_json(record)
+        for result in predictor.predict_paths(paths, batch_size, progress=False):
+            json.dumps(result.to_json())
             records += 1
-            detected += bool(record.get("face_detected"))
+            detected += result.face_detected
     return time.perf_counter() - start, records, detected
 
 
