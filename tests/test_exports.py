@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nbhelpers"
-SUBPACKAGES = ("utils", "data", "models", "training", "explain", "fairness", "reporting", "predict")
+SUBPACKAGES = ("utils", "data", "models", "training", "explain", "fairness", "reporting", "predict", "serve")
 ENTRY_POINTS = {"__init__", "__main__", "cli", "evaluate_cli", "web_page", "run_notebooks"}  # run, not imported
 
 
