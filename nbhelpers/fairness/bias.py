@@ -25,7 +25,7 @@ from nbhelpers.fairness.calibration import (
 )
 from nbhelpers.utils.atomic import atomic_write_csv
 
-__all__ = ["METRICS", "group_table", "gap_summary", "describe_gaps", "write_group_table"]
+__all__ = ["METRICS", "group_table", "gap_summary", "describe_gaps", "write_group_table", "mean_interval"]
 
 METRICS = ("accuracy", "female_recall", "male_recall", "balanced_accuracy", "mean_confidence", "ece")
 _REPLICATES = "bootstrap_replicates"
@@ -77,6 +77,20 @@ def _interval(replicates: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(finite, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def mean_interval(values: np.ndarray, bootstrap: int = 1000, seed: int | Sequence[int] = 0,
+                  confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the mean of ``values`` (1-D, e.g. 0/1 outcomes such as answered or correct),
+    resampling them with replacement ``bootstrap`` times; (NaN, NaN) for no values or no resamples."""
+    values = np.asarray(values, dtype=np.float64)
+    if not len(values) or bootstrap <= 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_ELEMENTS // len(values))
+    means = [values[rng.integers(0, len(values), size=(min(chunk, bootstrap - start), len(values)))].mean(axis=1)
+             for start in range(0, bootstrap, chunk)]
+    return _interval(np.concatenate(means), confidence)
 
 
 def _group_seed(seed: int, grouping: str, group: str) -> list[int]:

@@ -5,7 +5,11 @@
 
 Prints the headline figures, the per-group table and the risk-coverage table; with ``--output`` also
 writes ``photos.csv`` (one row per photo), ``groups.csv``, ``coverage.csv`` and ``summary.json``
-there (atomically). Exit code 0, or 2 for an unusable checkpoint or labels file.
+there (atomically). ``--audit`` adds the intersectional audit (``nbhelpers.fairness.audit``): gender x
+each group column and x apparent skin tone, the worst cell beside the published Gender Shades figures,
+skin tone by race (when the labels have a ``race`` column) and the uncertain rule's coverage per group;
+printed, and written as ``audit.csv`` and ``audit.json`` with ``--output``. Exit code 0, or 2 for an
+unusable checkpoint or labels file.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from typing import Sequence
 
 import pandas as pd
 
+from nbhelpers.fairness.audit import audit_photos, write_audit
 from nbhelpers.predict.evaluation import (
     accuracy_table,
     evaluate_photos,
     evaluation_summary,
+    group_columns,
     read_labels,
     risk_coverage,
 )
@@ -48,26 +54,46 @@ def build_parser() -> argparse.ArgumentParser:
     add_detector_arguments(parser)
     parser.add_argument("--no-detect", action="store_true", help="skip face detection: the photos are face crops")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--audit", action="store_true",
+                        help="also the intersectional audit (gender x groups x skin tone, coverage): audit.csv/json")
     return parser
 
 
 def evaluate_and_write(predictor, labels: pd.DataFrame, photos: str | Path, output: str | Path | None,
-                       bootstrap: int = 1000, peer=None, seed: int = 0, progress: bool = True) -> dict:
-    """Evaluate, write the files when ``output`` is given, and return ``{"photos", "groups", "coverage", "summary"}``."""
+                       bootstrap: int = 1000, peer=None, seed: int = 0, progress: bool = True,
+                       audit: bool = False) -> dict:
+    """Evaluate, write the files when ``output`` is given, and return ``{"photos", "groups", "coverage", "summary"}``
+    (and ``"audit"``, the dict of ``audit_photos``, with ``audit``)."""
     frame = evaluate_photos(predictor, labels, photos, peer, progress)
     groups, coverage = accuracy_table(frame, bootstrap, seed), risk_coverage(frame)
     summary = evaluation_summary(frame, groups, coverage, predictor.uncertain_below)
+    audited = audit_photos(frame, group_columns(frame), bootstrap, seed) if audit else None
     if output:
         output = Path(output)
         output.mkdir(parents=True, exist_ok=True)
         for name, table in (("photos", frame), ("groups", groups), ("coverage", coverage)):
             atomic_write_csv(output / f"{name}.csv", table)
         atomic_write_json(output / "summary.json", summary)
-    return {"photos": frame, "groups": groups, "coverage": coverage, "summary": summary}
+        if audited is not None:
+            write_audit(audited, output)
+    result = {"photos": frame, "groups": groups, "coverage": coverage, "summary": summary}
+    return result | ({"audit": audited} if audited is not None else {})
+
+
+def _print_audit(audited: dict) -> None:
+    """The audit's tables, worst cell and coverage sentence on standard output."""
+    print(audited["intersections"].to_string(index=False))
+    print(json.dumps({"worst_cell": audited["worst_cell"]}, indent=2))
+    print(audited["gender_shades"].to_string(index=False))
+    if audited["skin_tone_by_race"] is not None:
+        print(audited["skin_tone_by_race"].to_string(index=False))
+    print(audited["coverage"].to_string(index=False))
+    print(audited["coverage_sentence"])
 
 
 def evaluate_labelled_folder(predictor, folder: str | Path, output: str | Path | None, bootstrap: int = 1000,
-                             seed: int = 0, peer: bool = True, progress: bool = True) -> dict | None:
+                             seed: int = 0, peer: bool = True, progress: bool = True,
+                             audit: bool = False) -> dict | None:
     """``evaluate_and_write`` on ``folder`` and its ``labels.csv``, with the peer; None (and a warning naming
     what is missing) when the folder or its labels are absent, so a notebook can go on without them."""
     folder = Path(folder)
@@ -78,7 +104,7 @@ def evaluate_labelled_folder(predictor, folder: str | Path, output: str | Path |
     from nbhelpers.models.peer import PeerGenderClassifier
 
     return evaluate_and_write(predictor, read_labels(folder / LABELS_NAME), folder, output, bootstrap,
-                              PeerGenderClassifier() if peer else None, seed, progress)
+                              PeerGenderClassifier() if peer else None, seed, progress, audit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,9 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         peer = PeerGenderClassifier()
     result = evaluate_and_write(predictor, labels, arguments.photos, arguments.output, arguments.bootstrap, peer,
-                                arguments.seed)
+                                arguments.seed, audit=arguments.audit)
     print(json.dumps(result["summary"], indent=2))
     with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
         print(result["groups"].to_string(index=False))
         print(result["coverage"].to_string(index=False))
+        if "audit" in result:
+            _print_audit(result["audit"])
     return 0

@@ -7,10 +7,11 @@
 number of group columns (e.g. ``age_group``), each reported per group. Every photo goes through
 ``Predictor`` exactly as an upload does; when several faces are found, the one reported is the face
 nearest the image centre (labelled photos centre their person). The dlib-models peer classifies the
-same aligned faces. Results: accuracy overall, per class and per group with 95% percentile-bootstrap
-intervals (``nbhelpers.fairness.bias.group_table``), the detection rate, and a risk-coverage table (the
-accuracy on the photos whose confidence reaches each threshold). Evaluation data only: nothing here
-trains or fits a threshold on it.
+same aligned faces, and the apparent skin tone of the face (ITA, ``nbhelpers.fairness.skin_tone``) is
+measured on its aligned chip (columns ``SKIN_COLUMNS``). Results: accuracy overall, per class and per
+group with 95% percentile-bootstrap intervals (``nbhelpers.fairness.bias.group_table``), the detection
+rate, and a risk-coverage table (the accuracy on the photos whose confidence reaches each threshold).
+Evaluation data only: nothing here trains or fits a threshold on it.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import pandas as pd
 
 from nbhelpers.data.manifest import GENDERS, labels_of
 from nbhelpers.fairness.bias import group_table
+from nbhelpers.fairness.skin_tone import SKIN_COLUMNS, skin_tone_columns
 from nbhelpers.predict.results import PhotoResult
 from nbhelpers.training.abstention import selective_accuracy
 
-__all__ = ["labelled_uploads", "read_labels", "evaluate_photos", "accuracy_table", "risk_coverage", "evaluation_summary",
-           "COVERAGE_THRESHOLDS"]
+__all__ = ["labelled_uploads", "read_labels", "evaluate_photos", "group_columns", "accuracy_table", "risk_coverage",
+           "evaluation_summary", "COVERAGE_THRESHOLDS"]
 
 COVERAGE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
@@ -69,15 +71,17 @@ def _photo_row(result: PhotoResult, classes: Sequence[str]) -> tuple[dict[str, A
 
 def evaluate_photos(predictor: Any, labels: pd.DataFrame, photos_dir: str | Path, peer: Any = None,
                     progress: bool = True) -> pd.DataFrame:
-    """One row per labelled photo: the labels, detection, the central face's prediction and the peer's.
+    """One row per labelled photo: the labels, detection, the central face's prediction and the peer's, and
+    its skin tone (``skin_ita``, ``skin_hue`` in degrees, ``skin_tone``, ``skin_tone_binary``).
 
     A photo in which no face is found is read (``error`` empty) but not answered: ``detected`` is False,
-    ``predicted`` empty and ``correct`` False, so accuracy counts it as a miss."""
+    ``predicted`` empty and ``correct`` False, so accuracy counts it as a miss; its skin-tone columns are empty."""
     paths = [Path(photos_dir) / name for name in labels["file"]]
     results = predictor.predict_paths(paths, progress=progress, keep_chips=True)
     rows, chips = zip(*[_photo_row(result, predictor.classes) for result in results]) if len(paths) else ((), ())
     frame = pd.concat([labels.reset_index(drop=True), pd.DataFrame(list(rows), columns=RESULT_COLUMNS[:-3])], axis=1)
     frame["correct"] = (frame["error"] == "") & (frame["predicted"] == frame["gender"])
+    frame = pd.concat([frame, skin_tone_columns(list(chips))], axis=1)
     answered = np.array([chip is not None for chip in chips], dtype=bool)
     if peer is not None and answered.any():
         peer_probabilities = peer.predict_proba(np.stack([chip for chip in chips if chip is not None]))
@@ -85,6 +89,11 @@ def evaluate_photos(predictor: Any, labels: pd.DataFrame, photos_dir: str | Path
         frame.loc[answered, "peer_correct"] = (np.asarray(GENDERS)[peer_probabilities.argmax(1)]
                                                == frame.loc[answered, "gender"])
     return frame
+
+
+def group_columns(frame: pd.DataFrame) -> list[str]:
+    """The labels' group columns of an evaluation frame: every column but file, gender and the results."""
+    return [column for column in frame.columns if column not in {"file", "gender", *RESULT_COLUMNS, *SKIN_COLUMNS}]
 
 
 def _probabilities(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -97,7 +106,7 @@ def _probabilities(frame: pd.DataFrame, column: str) -> np.ndarray:
 def accuracy_table(frame: pd.DataFrame, bootstrap: int = 1000, seed: int = 0, min_count: int = 30) -> pd.DataFrame:
     """Accuracy, female and male recall per group (all photos, then each label column), model and peer."""
     read = frame[frame["error"] == ""].assign(all="all photos")
-    groupings = ["all", *[column for column in frame.columns if column not in {"file", "gender", *RESULT_COLUMNS}]]
+    groupings = ["all", *group_columns(frame)]
     tables = [group_table(read, _probabilities(read, "p_male"), groupings, min_count, bootstrap, seed).assign(model="ours")]
     if "peer_p_male" in read:
         tables.append(group_table(read, _probabilities(read, "peer_p_male"), groupings, min_count, bootstrap,
