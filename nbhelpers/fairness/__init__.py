@@ -4,6 +4,22 @@ group-balanced mitigation experiment, apparent skin tone (ITA) and the intersect
 Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
 
+from nbhelpers.fairness.audit import (
+    MIN_CELL_COUNT,
+    GENDER_SHADES,
+    GENDER_SHADES_SOURCE,
+    audit_groupings,
+    intersectional_table,
+    worst_cell,
+    gender_shades_table,
+    skin_tone_by_race,
+    skin_tone_by_race_of_chips,
+    utkface_skin_tone_by_race,
+    coverage_table,
+    coverage_sentence,
+    audit_photos,
+    write_audit,
+)
 from nbhelpers.fairness.bias import METRICS, group_table, gap_summary, describe_gaps, write_group_table, mean_interval
 from nbhelpers.fairness.calibration import (
     confidence_and_correct,
@@ -11,6 +27,14 @@ from nbhelpers.fairness.calibration import (
     expected_calibration_error,
     reliability_curve,
     reliability_by_group,
+)
+from nbhelpers.fairness.mitigation import PLAIN, train_plain_and_balanced, mitigation_table, describe_mitigation
+from nbhelpers.fairness.plots import (
+    plot_group_metric,
+    plot_intersection_heatmap,
+    plot_reliability,
+    plot_reliability_by_group,
+    plot_probability_by_group,
 )
 from nbhelpers.fairness.skin_tone import (
     SkinTone,
@@ -28,30 +52,6 @@ from nbhelpers.fairness.skin_tone import (
     UNKNOWN_TONE,
     BINARY_TONES,
 )
-from nbhelpers.fairness.audit import (
-    MIN_CELL_COUNT,
-    GENDER_SHADES,
-    GENDER_SHADES_SOURCE,
-    audit_groupings,
-    intersectional_table,
-    worst_cell,
-    gender_shades_table,
-    skin_tone_by_race,
-    skin_tone_by_race_of_chips,
-    utkface_skin_tone_by_race,
-    coverage_table,
-    coverage_sentence,
-    audit_photos,
-    write_audit,
-)
-from nbhelpers.fairness.mitigation import PLAIN, train_plain_and_balanced, mitigation_table, describe_mitigation
-from nbhelpers.fairness.plots import (
-    plot_group_metric,
-    plot_intersection_heatmap,
-    plot_reliability,
-    plot_reliability_by_group,
-    plot_probability_by_group,
-)
 from nbhelpers.fairness.study import (
     bias_columns,
     model_group_tables,
@@ -61,31 +61,6 @@ from nbhelpers.fairness.study import (
 )
 
 __all__ = [
-    "METRICS",
-    "group_table",
-    "gap_summary",
-    "describe_gaps",
-    "write_group_table",
-    "mean_interval",
-    "confidence_and_correct",
-    "bin_indices",
-    "expected_calibration_error",
-    "reliability_curve",
-    "reliability_by_group",
-    "SkinTone",
-    "skin_tone",
-    "skin_tone_columns",
-    "ita_category",
-    "binary_tone",
-    "individual_typology_angle",
-    "hue_angle",
-    "ITA_CATEGORIES",
-    "DARKER_AT_MOST",
-    "SKIN_PATCHES",
-    "MIN_SKIN_FRACTION",
-    "SKIN_COLUMNS",
-    "UNKNOWN_TONE",
-    "BINARY_TONES",
     "MIN_CELL_COUNT",
     "GENDER_SHADES",
     "GENDER_SHADES_SOURCE",
@@ -100,6 +75,17 @@ __all__ = [
     "coverage_sentence",
     "audit_photos",
     "write_audit",
+    "METRICS",
+    "group_table",
+    "gap_summary",
+    "describe_gaps",
+    "write_group_table",
+    "mean_interval",
+    "confidence_and_correct",
+    "bin_indices",
+    "expected_calibration_error",
+    "reliability_curve",
+    "reliability_by_group",
     "PLAIN",
     "train_plain_and_balanced",
     "mitigation_table",
@@ -109,6 +95,20 @@ __all__ = [
     "plot_reliability",
     "plot_reliability_by_group",
     "plot_probability_by_group",
+    "SkinTone",
+    "skin_tone",
+    "skin_tone_columns",
+    "ita_category",
+    "binary_tone",
+    "individual_typology_angle",
+    "hue_angle",
+    "ITA_CATEGORIES",
+    "DARKER_AT_MOST",
+    "SKIN_PATCHES",
+    "MIN_SKIN_FRACTION",
+    "SKIN_COLUMNS",
+    "UNKNOWN_TONE",
+    "BINARY_TONES",
     "bias_columns",
     "model_group_tables",
     "model_gaps",
