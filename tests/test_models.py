@@ -67,7 +67,8 @@ def test_register_model():
 
 
 EXPECTED_PIPELINES = {"simple_cnn": "pad_crop_flip", "resnet9": "pad_crop_flip", "resnet18": "finetune",
-                      "resnet50": "finetune", "efficientnet_lite0": "finetune", "bcos_resnet18": "bcos"}
+                      "resnet50": "finetune", "efficientnet_lite0": "finetune", "bcos_resnet18": "bcos",
+                      "bcos_efficientnet_lite0": "bcos"}
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -75,7 +76,7 @@ def test_every_model_is_registered_with_its_configuration(name):
     spec, model = model_spec(name), create_model(name)
     assert spec.pipeline == EXPECTED_PIPELINES[name] and spec.normalisation == NORMALISATIONS[spec.pipeline]
     assert spec.input_size >= 32 and model_spec(model).replace(model_kwargs={}, pretrained_source=None) == spec
-    assert spec.is_bcos == (name == "bcos_resnet18")
+    assert spec.is_bcos == name.startswith("bcos_")
     assert any(key.startswith(spec.classifier) for key in model.state_dict())  # the head that weights skip
     names = dict(model.named_modules())
     assert spec.cam_candidates and all(layer in names for layer in spec.cam_candidates)
@@ -84,7 +85,9 @@ def test_every_model_is_registered_with_its_configuration(name):
 @pytest.mark.parametrize("name, size, layer", [("resnet18", 40, "layer2.1"), ("resnet18", 64, "layer3.1"),
                                                 ("resnet18", 96, "layer3.1"), ("resnet18", 128, "layer4.1"),
                                                 ("bcos_resnet18", 64, "layer3.1"), ("efficientnet_lite0", 64, "_blocks.10"),
-                                                ("efficientnet_lite0", 128, "_bn1"), ("resnet9", 40, "res2")])
+                                                ("efficientnet_lite0", 128, "_bn1"), ("resnet9", 40, "res2"),
+                                                ("bcos_efficientnet_lite0", 64, "_blocks.10"),
+                                                ("bcos_efficientnet_lite0", 128, "_bn1")])
 def test_cam_layer_keeps_at_least_four_cells(name, size, layer):
     model = create_model(name)
     chosen = cam_target_layer(model, size)

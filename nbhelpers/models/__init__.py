@@ -1,8 +1,8 @@
 """Models looked up by name: ``create_model("resnet18", num_classes=2, pretrained=True)``.
 
 Registered (each by decorator next to its definition, with its default ``RunSpec``): ``simple_cnn``,
-``resnet9``, ``resnet18``, ``resnet50``, ``efficientnet_lite0`` and ``bcos_resnet18`` (B-cos,
-6-channel encoded input). ``model_spec(name)`` gives the input pipeline, normalisation, default
+``resnet9``, ``resnet18``, ``resnet50``, ``efficientnet_lite0``, ``bcos_resnet18`` and ``bcos_efficientnet_lite0``
+(B-cos, 6-channel encoded input). ``model_spec(name)`` gives the input pipeline, normalisation, default
 input size, classifier prefix, pretrained weights and CAM candidates; ``cam_target_layer(model,
 input_size)`` picks the CAM layer. ``create_model`` attaches the spec to the model (``model.spec``)
 so that a checkpoint can rebuild it. ``predict_probabilities`` is the one inference path (softmax,
@@ -18,6 +18,15 @@ from nbhelpers.models.bcos_layers import (
     LogitLayer,
     BcosHead,
     explanation_mode,
+)
+from nbhelpers.models.bcos_efficientnet_lite import (
+    SamePaddingBcosConv2d,
+    BcosMobileInvertedBottleneck,
+    BcosEfficientNetLite0,
+    bcosify_state_dict,
+    stem_weight_for_encoding,
+    one_hot_binary_cross_entropy,
+    bcos_efficientnet_lite0,
 )
 from nbhelpers.models.bcos_resnet import BcosResNet, bcos_resnet18
 from nbhelpers.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0, lite0_weights_path
@@ -53,6 +62,13 @@ __all__ = [
     "LogitLayer",
     "BcosHead",
     "explanation_mode",
+    "SamePaddingBcosConv2d",
+    "BcosMobileInvertedBottleneck",
+    "BcosEfficientNetLite0",
+    "bcosify_state_dict",
+    "stem_weight_for_encoding",
+    "one_hot_binary_cross_entropy",
+    "bcos_efficientnet_lite0",
     "BcosResNet",
     "bcos_resnet18",
     "EfficientNetLite0",

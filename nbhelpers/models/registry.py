@@ -24,7 +24,8 @@ __all__ = ["RunSpec", "NORMALISATIONS", "MIN_CAM_CELLS", "register_model", "mode
            "list_models", "cam_target_layer", "cam_layer_spec", "layer_cells"]
 
 MIN_CAM_CELLS = 4
-_BUILTIN_MODULES = ("nbhelpers.models.factories", "nbhelpers.models.efficientnet_lite", "nbhelpers.models.bcos_resnet")
+_BUILTIN_MODULES = ("nbhelpers.models.factories", "nbhelpers.models.efficientnet_lite", "nbhelpers.models.bcos_resnet",
+                    "nbhelpers.models.bcos_efficientnet_lite")
 
 
 @dataclass(frozen=True)
