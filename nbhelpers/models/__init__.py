@@ -10,15 +10,6 @@ optional flip test-time augmentation).
 """
 
 from nbhelpers.models.base import ImageClassificationBase, accuracy
-from nbhelpers.models.bcos_functional import channel_squared_norm, square_cosine_scale, uncentred_batch_norm
-from nbhelpers.models.bcos_layers import (
-    BcosConv2d,
-    BcosLinear,
-    BatchNormUncentred2d,
-    LogitLayer,
-    BcosHead,
-    explanation_mode,
-)
 from nbhelpers.models.bcos_efficientnet_lite import (
     SamePaddingBcosConv2d,
     BcosMobileInvertedBottleneck,
@@ -27,6 +18,15 @@ from nbhelpers.models.bcos_efficientnet_lite import (
     stem_weight_for_encoding,
     one_hot_binary_cross_entropy,
     bcos_efficientnet_lite0,
+)
+from nbhelpers.models.bcos_functional import channel_squared_norm, square_cosine_scale, uncentred_batch_norm
+from nbhelpers.models.bcos_layers import (
+    BcosConv2d,
+    BcosLinear,
+    BatchNormUncentred2d,
+    LogitLayer,
+    BcosHead,
+    explanation_mode,
 )
 from nbhelpers.models.bcos_resnet import BcosResNet, bcos_resnet18
 from nbhelpers.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0, lite0_weights_path
@@ -53,6 +53,13 @@ from nbhelpers.models.spec import CamLayer, RunSpecError, CLASSES, LEGACY_FIELDS
 __all__ = [
     "ImageClassificationBase",
     "accuracy",
+    "SamePaddingBcosConv2d",
+    "BcosMobileInvertedBottleneck",
+    "BcosEfficientNetLite0",
+    "bcosify_state_dict",
+    "stem_weight_for_encoding",
+    "one_hot_binary_cross_entropy",
+    "bcos_efficientnet_lite0",
     "channel_squared_norm",
     "square_cosine_scale",
     "uncentred_batch_norm",
@@ -62,13 +69,6 @@ __all__ = [
     "LogitLayer",
     "BcosHead",
     "explanation_mode",
-    "SamePaddingBcosConv2d",
-    "BcosMobileInvertedBottleneck",
-    "BcosEfficientNetLite0",
-    "bcosify_state_dict",
-    "stem_weight_for_encoding",
-    "one_hot_binary_cross_entropy",
-    "bcos_efficientnet_lite0",
     "BcosResNet",
     "bcos_resnet18",
     "EfficientNetLite0",

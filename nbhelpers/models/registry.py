@@ -86,6 +86,8 @@ def create_model(name: str | RunSpec, num_classes: int = 2, **kwargs: Any) -> nn
         num_classes = len(spec.classes)
     else:
         spec = _entry(name).spec
+        if num_classes != len(spec.classes):  # another task than the suite's two classes: generic class names
+            spec = spec.replace(classes=tuple(f"class_{index}" for index in range(num_classes)))
     model = _entry(spec.model).factory(num_classes=num_classes, **kwargs)
     arguments = {key: value for key, value in kwargs.items() if key != "pretrained"}
     model.spec = spec.replace(model_kwargs={"num_classes": num_classes, **arguments},
