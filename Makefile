@@ -30,9 +30,10 @@ browser:
 test: install browser
 	$(PY) -m pytest -q
 
-# notebook 08 as a web page on http://localhost:8866
+# notebook 08 as a web page on http://localhost:8866: the upload form only (its report-only cells run in make reports);
+# photos up to 30 MB each, at most 64 MiB per choice of files in all (Voila's websocket message limit, raised from 10 MiB)
 serve: install
-	$(VENV)/bin/voila notebooks/08_predict.ipynb --port=8866 --no-browser
+	$(PY) -m nbhelpers.predict.web_page notebooks/08_predict.ipynb --port 8866
 
 # the HTTP API on http://127.0.0.1:8000 (docs: /docs); CHECKPOINT=data/checkpoints/<run>/model.pt
 CHECKPOINT ?= $(shell $(PY) -c "from nbhelpers.training.runs import read_index, find_run; runs = read_index('data/checkpoints'); print(find_run('data/checkpoints', run_id=runs[-1]['run_id'])['checkpoint'] if runs else '')" 2>/dev/null)

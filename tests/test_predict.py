@@ -168,10 +168,16 @@ def test_corrupt_checkpoint_exits_two_naming_the_file(tmp_path, make_image):
         Predictor(tmp_path / "bad.pt", "cpu")
 
 
+def file_upload_value(name: str, content: bytes, size: int | None = None) -> tuple[dict, ...]:
+    """What ipywidgets 8's FileUpload holds after a user chose one file."""
+    return ({"name": name, "type": "image/jpeg", "size": len(content) if size is None else size,
+             "content": memoryview(content), "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+
+
 def test_upload_app_shows_faces_explanations_and_readable_errors(checkpoint, utkface_face):
     from nbhelpers.predict.upload_app import UploadApp
 
-    app = UploadApp({"tiny": checkpoint}, ["gradcam"], device="cpu")
+    app = UploadApp({"tiny": checkpoint}, ["gradcam", "xgradcam"], device="cpu")
     canvas = Image.new("RGB", (600, 400), (90, 120, 90))
     canvas.paste(utkface_face, (200, 100))
     buffer = io.BytesIO()
@@ -182,11 +188,36 @@ def test_upload_app_shows_faces_explanations_and_readable_errors(checkpoint, utk
     assert page.count('class="photo"') == 1  # the photo with its face box drawn, for the readable file only
     error = page[page.index('class="error"'):]
     assert "notes.jpg: not an image file" in error and "<script" not in page
-    app.upload.value = ({"name": "again.jpg", "type": "image/jpeg", "size": len(buffer.getvalue()),
-                         "content": memoryview(buffer.getvalue()),
-                         "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+    app.upload.value = file_upload_value("again.jpg", buffer.getvalue())
     assert app.results.value.count('class="face"') == 1 and "again.jpg" in app.results.value
-    assert app.status.value == "1 file(s) done"
+    assert app.status.value == "1 file(s) done with tiny, explanation gradcam"
+    assert app.upload.value == ()  # emptied after each choice: choosing the same file again is a change
+    app.results.value = "old"
+    app.upload.value = file_upload_value("again.jpg", buffer.getvalue())
+    assert "again.jpg" in app.results.value and 'alt="gradcam explanation"' in app.results.value
+
+    app.method.value = "xgradcam"  # a new method runs the last photos again
+    assert 'alt="xgradcam explanation"' in app.results.value and 'alt="gradcam explanation"' not in app.results.value
+    assert app.status.value == "1 file(s) done with tiny, explanation xgradcam"
+    app.method.value = "none"
+    assert "again.jpg" in app.results.value and 'class="explanation"' not in app.results.value
+
+
+def test_upload_app_refuses_files_over_its_limit_without_reading_them(checkpoint):
+    from nbhelpers.predict.upload_app import MAX_UPLOAD_MB, UploadApp, read_uploads
+
+    small = io.BytesIO()
+    smooth_photo().save(small, format="PNG")
+    value = file_upload_value("small.png", small.getvalue()) + file_upload_value(
+        "huge.jpg", b"\xff\xd8 not read", size=31_500_000)
+    accepted, refused = read_uploads(value)
+    assert accepted == [("small.png", small.getvalue())] and [result.name for result in refused] == ["huge.jpg"]
+    assert refused[0].error == f"huge.jpg: 31.5 MB is over this page's limit of {MAX_UPLOAD_MB} MB per photo; not read"
+    app = UploadApp({"tiny": checkpoint}, ["gradcam"], device="cpu")
+    app.upload.value = value
+    assert "huge.jpg: 31.5 MB is over this page&#x27;s limit of 30 MB" in app.results.value
+    assert "small.png" in app.results.value and "no face found" in app.results.value
+    assert app.status.value.endswith("1 file(s) done with tiny, explanation gradcam; 1 refused (over 30 MB)")
 
 
 def test_boxed_photo_draws_each_face_box(tmp_path):

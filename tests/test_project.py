@@ -118,3 +118,23 @@ def test_parameterized_copy_injects_values_and_rejects_unknown_names(tmp_path):
     assert cells.index(injected) == next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])) + 1
     with pytest.raises(KeyError, match="EPOCHS"):
         parameterized_copy(ROOT / "notebooks" / "08_predict.ipynb", {"EPOCHS": 3}, tmp_path / "x.ipynb")
+
+
+def test_the_web_page_runs_the_upload_app_only(tmp_path):
+    from nbhelpers.predict.web_page import REPORT_ONLY_TAG, page_notebook
+
+    def report_only(cell) -> bool:
+        return REPORT_ONLY_TAG in cell.metadata.get("tags", [])
+
+    source = nbformat.read(ROOT / "notebooks" / "08_predict.ipynb", as_version=4).cells
+    first = next(index for index, cell in enumerate(source) if report_only(cell))
+    assert all(report_only(cell) for cell in source[first:])  # the upload app first, then the report-only sections
+    page = nbformat.read(page_notebook(ROOT / "notebooks" / "08_predict.ipynb", {"MODEL": "resnet18"},
+                                       tmp_path / "page.ipynb"), as_version=4).cells
+    assert len(page) == first + 1 and not any(report_only(cell) for cell in page)  # + the injected parameters
+    code = "\n".join(cell.source for cell in page if cell.cell_type == "code" and not
+                     {"parameters", "injected-parameters"} & set(cell.metadata.get("tags", [])))
+    injected = next(cell for cell in page if "injected-parameters" in cell.metadata.get("tags", []))
+    assert "UploadApp(" in code and "app.widget" in code and 'MODEL = "resnet18"' in injected.source
+    assert "REPORTS_DIR" not in code and "PHOTOS_DIR" not in code  # a visit reads and writes no report
+    assert "Real photos" not in "\n".join(cell.source for cell in page)

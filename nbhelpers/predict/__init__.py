@@ -28,7 +28,15 @@ from nbhelpers.predict.faces import (
 )
 from nbhelpers.predict.predictor import Predictor, ImageInput, FLIP_TTA, MIN_IMAGE_SIDE
 from nbhelpers.predict.results import FaceResult, PhotoResult, UNCERTAIN, NO_FACE, Box
-from nbhelpers.predict.upload_app import image_data_uri, boxed_photo, result_html, predict_uploads, UploadApp
+from nbhelpers.predict.upload_app import (
+    image_data_uri,
+    boxed_photo,
+    result_html,
+    predict_uploads,
+    read_uploads,
+    UploadApp,
+    MAX_UPLOAD_MB,
+)
 from nbhelpers.predict.wide_photos import wide_photo, example_uploads, wide_photo_accuracy
 
 __all__ = [
@@ -63,7 +71,9 @@ __all__ = [
     "boxed_photo",
     "result_html",
     "predict_uploads",
+    "read_uploads",
     "UploadApp",
+    "MAX_UPLOAD_MB",
     "wide_photo",
     "example_uploads",
     "wide_photo_accuracy",

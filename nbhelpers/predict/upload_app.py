@@ -3,7 +3,12 @@
 Several photos at once; the model and the explanation method are drop-downs. Each photo goes through
 ``nbhelpers.predict.predictor.Predictor`` (face detection and alignment, then classification); the results are
 HTML: per face its aligned crop, the explanation overlay, the label and probability and the face box.
-A file that cannot be read shows its error message and the app keeps working.
+A file that cannot be read, or one over ``MAX_UPLOAD_MB``, shows its error message and the app keeps working.
+Changing the model or the method runs the last photos again.
+
+The widget's files travel to the kernel in one websocket message per choice: Jupyter servers cut messages
+over 10 MiB by default (tornado's ``websocket_max_message_size``), which closes the page's connection; the
+web page (``nbhelpers.predict.web_page``) raises that to 64 MiB.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from nbhelpers.explain.plots import overlay
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.results import FaceResult, PhotoResult
 
-__all__ = ["image_data_uri", "boxed_photo", "result_html", "predict_uploads", "UploadApp"]
+__all__ = ["image_data_uri", "boxed_photo", "result_html", "predict_uploads", "read_uploads", "UploadApp",
+           "MAX_UPLOAD_MB"]
 
 NO_EXPLANATION = "none"
 PHOTO_SIDE = 360  # px: the longer side of the photo shown with its face boxes
 FACE_SIDE = 200  # px: the face crop and its explanation overlay
+MAX_UPLOAD_MB = 30  # MB (10**6 bytes): larger files are refused with a message (the web page's transport takes 64 MiB)
 
 
 def image_data_uri(image: np.ndarray) -> str:
@@ -83,28 +90,60 @@ def predict_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]],
     return list(predictor.predict_images(uploads, explain=explain, keep_chips=True, keep_photo=True))
 
 
+def read_uploads(value: Any, max_megabytes: float = MAX_UPLOAD_MB) -> tuple[list[tuple[str, bytes]], list[PhotoResult]]:
+    """A FileUpload value (ipywidgets 8: a tuple of dicts with ``name``, ``size`` in bytes and ``content``) ->
+    the (name, bytes) of the files within ``max_megabytes`` (10**6 bytes) and an error result for each larger one
+    (its size is read from ``size``, and its content is not copied)."""
+    accepted, refused = [], []
+    for item in value:
+        size = int(item.get("size") or len(item["content"]))
+        if size > max_megabytes * 1e6:
+            refused.append(PhotoResult(item["name"], error=f"{item['name']}: {size / 1e6:.1f} MB is over this page's "
+                                                           f"limit of {max_megabytes:g} MB per photo; not read"))
+        else:
+            accepted.append((item["name"], bytes(item["content"])))
+    return accepted, refused
+
+
 class UploadApp:
-    """File upload, model and method drop-downs, and an HTML result area; ``widget`` is what to display."""
+    """File upload, model and method drop-downs, and an HTML result area; ``widget`` is what to display.
+
+    Choosing files runs them (files over ``MAX_UPLOAD_MB`` are refused with a message); changing the model or
+    the method runs the last choice again; the upload is emptied after each choice, so that choosing the same
+    file again runs it again."""
 
     def __init__(self, checkpoints: dict[str, str | Path], methods: Sequence[str], device: str | None = None) -> None:
         if not checkpoints:
             raise ValueError("no trained model to predict with; run the training notebooks (03-05) first")
         self.checkpoints, self.device, self._predictors = dict(checkpoints), device, {}
+        self.last_uploads: list[tuple[str, bytes]] = []
+        self.last_refused: list[PhotoResult] = []
         self.upload = widgets.FileUpload(accept="image/*,.jpg,.jpeg,.png", multiple=True, description="Photos")
         self.model = widgets.Dropdown(options=list(self.checkpoints), description="Model")
         self.method = widgets.Dropdown(options=[NO_EXPLANATION, *methods], value=(list(methods) or [NO_EXPLANATION])[0],
                                        description="Explain")
-        self.status = widgets.HTML()
+        self.status = widgets.HTML(f"Choose photos (up to {MAX_UPLOAD_MB:g} MB each).")
         self.results = widgets.HTML()
         self.status.add_class("upload-status")
         self.results.add_class("upload-results")  # what the browser test of the Voila page looks at
-        self.upload.observe(lambda change: self.show(self.uploaded(change["new"])), names="value")
+        self.upload.observe(self._chosen, names="value")
+        self.model.observe(self._rerun, names="value")
+        self.method.observe(self._rerun, names="value")
         self.widget = widgets.VBox([widgets.HBox([self.upload, self.model, self.method]), self.status, self.results])
 
-    @staticmethod
-    def uploaded(value: Any) -> list[tuple[str, bytes]]:
-        """(name, bytes) of a FileUpload value (ipywidgets 8: a tuple of dicts with name and content)."""
-        return [(item["name"], bytes(item["content"])) for item in value]
+    def _chosen(self, change: dict) -> None:
+        if not change["new"]:  # the reset below
+            return
+        self.last_uploads, self.last_refused = read_uploads(change["new"])
+        self.upload.value = ()  # so that choosing the same file again is a change, and the bytes are not kept twice
+        self._rerun()
+
+    def _rerun(self, change: dict | None = None) -> None:
+        if self.last_uploads or self.last_refused:
+            try:
+                self.show(self.last_uploads, self.last_refused)
+            except Exception:  # noqa: BLE001 - shown in the status by show(); an observer has nowhere to raise to
+                pass
 
     def predictor(self, name: str) -> Predictor:
         """The predictor of model ``name``, loaded once."""
@@ -112,15 +151,21 @@ class UploadApp:
             self._predictors[name] = Predictor(self.checkpoints[name], self.device)
         return self._predictors[name]
 
-    def show(self, uploads: Sequence[tuple[str, bytes]]) -> str:
-        """Predict ``uploads`` with the chosen model and method and show the results (also returned)."""
-        explain = None if self.method.value == NO_EXPLANATION else self.method.value
-        self.status.value = f"predicting {len(uploads)} file(s) with {html.escape(self.model.value)}..."
+    def show(self, uploads: Sequence[tuple[str, bytes]], refused: Sequence[PhotoResult] = ()) -> str:
+        """Predict ``uploads`` with the chosen model and method and show the results, then the ``refused`` files'
+        errors (the HTML is also returned); the previous results are cleared first; a failure is shown in the
+        status and raised."""
+        model, method = self.model.value, self.method.value
+        explain = None if method == NO_EXPLANATION else method
+        self.results.value = ""  # no results of another model, method or choice while this one runs
+        chosen = f"{html.escape(model)}, explanation {html.escape(method)}"
+        self.status.value = f"predicting {len(uploads)} file(s) with {chosen}..."
         try:
-            results = predict_uploads(self.predictor(self.model.value), uploads, explain)
+            results = predict_uploads(self.predictor(model), uploads, explain) if uploads else []
         except Exception as error:
             self.status.value = f'<span style="color:#b00020">failed: {html.escape(str(error))}</span>'
             raise
-        self.results.value = "".join(result_html(result) for result in results)
-        self.status.value = f"{len(results)} file(s) done"
+        self.results.value = "".join(result_html(result) for result in [*results, *refused])
+        over = f"; {len(refused)} refused (over {MAX_UPLOAD_MB:g} MB)" if refused else ""
+        self.status.value = f"{len(results)} file(s) done with {chosen}{over}"
         return self.results.value
