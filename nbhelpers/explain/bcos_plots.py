@@ -35,7 +35,7 @@ def explain_split(trained: TrainingResult, split: str = "test", count: int = 8, 
     pick = np.sort(np.random.default_rng(seed).choice(len(rows), size=min(count, len(rows)), replace=False))
     faces = np.asarray(trained.cache.images[rows[pick]])
     model = trained.model.eval()
-    return faces, predictions.labels[pick], explain(model, trained.preprocess(faces), target)
+    return faces, predictions.labels[pick], explain(model, trained.trained.preprocess(faces), target)
 
 
 def _symmetric(values: np.ndarray) -> float:
