@@ -4,7 +4,7 @@
         --photos ../shared/data/fairface-dev
 
 For each variant (dlib HOG detection threshold, flip test-time augmentation) it runs the whole path
-(decode, detect, align, classify) through ``nbhelpers.predict.evaluation`` and prints the detection
+(decode, detect, align, classify) through ``nbhelpers.predict.real_photos`` and prints the detection
 rate, the accuracy with female and male recall, and milliseconds per photo. The labelled photos are an
 evaluation and model-selection set: this chooses among fixed settings, it fits nothing to them.
 """
@@ -16,7 +16,7 @@ import time
 
 import pandas as pd
 
-from nbhelpers.predict.evaluation import evaluate_photos, read_labels
+from nbhelpers.predict.real_photos import evaluate_photos, read_labels
 from nbhelpers.predict.faces import FaceDetector
 from nbhelpers.predict.predictor import Predictor
 

@@ -28,7 +28,7 @@ from PIL import Image
 from nbhelpers.data.datasets.utkface import parse_utkface_name
 from nbhelpers.data.images import load_rgb
 from nbhelpers.fairness.audit import skin_tone_by_race_of_chips
-from nbhelpers.predict.evaluation import read_labels
+from nbhelpers.predict.real_photos import read_labels
 from nbhelpers.predict.faces import FaceDetector, landmark_model_path
 from nbhelpers.predict.results import FaceResult, PhotoResult
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nbhelpers.models import create_model
-from nbhelpers.predict.evaluation import accuracy_table, evaluate_photos, evaluation_summary, read_labels, risk_coverage
+from nbhelpers.predict.real_photos import accuracy_table, evaluate_photos, evaluation_summary, read_labels, risk_coverage
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.results import UNCERTAIN, FaceResult, PhotoResult
 from nbhelpers.training.checkpoint import save_checkpoint

@@ -2,7 +2,7 @@
 
 Buolamwini and Gebru ("Gender Shades: Intersectional Accuracy Disparities in Commercial Gender
 Classification", FAT* 2018) showed that single-axis accuracies (women vs men, darker vs lighter) hide the
-worst intersection: darker-skinned women. From the evaluation frame of ``nbhelpers.predict.evaluation``
+worst intersection: darker-skinned women. From the evaluation frame of ``nbhelpers.predict.real_photos``
 (one row per photo: ``gender``, ``p_male``, ``correct``, ``detected``, ``label``, the labels' group columns
 and the skin-tone columns of ``nbhelpers.fairness.skin_tone``) this module builds:
 

@@ -4,16 +4,6 @@
 Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
 
-from nbhelpers.predict.evaluation import (
-    labelled_uploads,
-    read_labels,
-    evaluate_photos,
-    group_columns,
-    accuracy_table,
-    risk_coverage,
-    evaluation_summary,
-    COVERAGE_THRESHOLDS,
-)
 from nbhelpers.predict.faces import (
     DetectedFace,
     FaceDetector,
@@ -27,6 +17,19 @@ from nbhelpers.predict.faces import (
     HOG_FALLBACK_THRESHOLD,
 )
 from nbhelpers.predict.predictor import Predictor, ImageInput, FLIP_TTA, MIN_IMAGE_SIDE
+from nbhelpers.predict.real_photos import (
+    labelled_uploads,
+    read_labels,
+    evaluate_photos,
+    group_columns,
+    accuracy_table,
+    risk_coverage,
+    evaluation_summary,
+    COVERAGE_THRESHOLDS,
+    evaluate_and_write,
+    evaluate_labelled_folder,
+    LABELS_NAME,
+)
 from nbhelpers.predict.results import FaceResult, PhotoResult, UNCERTAIN, NO_FACE, Box
 from nbhelpers.predict.upload_app import (
     image_data_uri,
@@ -40,14 +43,6 @@ from nbhelpers.predict.upload_app import (
 from nbhelpers.predict.wide_photos import wide_photo, example_uploads, wide_photo_accuracy
 
 __all__ = [
-    "labelled_uploads",
-    "read_labels",
-    "evaluate_photos",
-    "group_columns",
-    "accuracy_table",
-    "risk_coverage",
-    "evaluation_summary",
-    "COVERAGE_THRESHOLDS",
     "DetectedFace",
     "FaceDetector",
     "add_detector_arguments",
@@ -62,6 +57,17 @@ __all__ = [
     "ImageInput",
     "FLIP_TTA",
     "MIN_IMAGE_SIDE",
+    "labelled_uploads",
+    "read_labels",
+    "evaluate_photos",
+    "group_columns",
+    "accuracy_table",
+    "risk_coverage",
+    "evaluation_summary",
+    "COVERAGE_THRESHOLDS",
+    "evaluate_and_write",
+    "evaluate_labelled_folder",
+    "LABELS_NAME",
     "FaceResult",
     "PhotoResult",
     "UNCERTAIN",

@@ -17,28 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
-from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from nbhelpers.fairness.audit import audit_photos, write_audit
-from nbhelpers.predict.evaluation import (
-    accuracy_table,
-    evaluate_photos,
-    evaluation_summary,
-    group_columns,
-    read_labels,
-    risk_coverage,
-)
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
+from nbhelpers.predict.real_photos import evaluate_and_write, read_labels
 from nbhelpers.training.checkpoint import CheckpointError
-from nbhelpers.utils.atomic import atomic_write_csv, atomic_write_json
 
-__all__ = ["build_parser", "main", "evaluate_and_write", "evaluate_labelled_folder", "LABELS_NAME"]
-
-LABELS_NAME = "labels.csv"
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,27 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def evaluate_and_write(predictor, labels: pd.DataFrame, photos: str | Path, output: str | Path | None,
-                       bootstrap: int = 1000, peer=None, seed: int = 0, progress: bool = True,
-                       audit: bool = False) -> dict:
-    """Evaluate, write the files when ``output`` is given, and return ``{"photos", "groups", "coverage", "summary"}``
-    (and ``"audit"``, the dict of ``audit_photos``, with ``audit``)."""
-    frame = evaluate_photos(predictor, labels, photos, peer, progress)
-    groups, coverage = accuracy_table(frame, bootstrap, seed), risk_coverage(frame)
-    summary = evaluation_summary(frame, groups, coverage, predictor.uncertain_below)
-    audited = audit_photos(frame, group_columns(frame), bootstrap, seed) if audit else None
-    if output:
-        output = Path(output)
-        output.mkdir(parents=True, exist_ok=True)
-        for name, table in (("photos", frame), ("groups", groups), ("coverage", coverage)):
-            atomic_write_csv(output / f"{name}.csv", table)
-        atomic_write_json(output / "summary.json", summary)
-        if audited is not None:
-            write_audit(audited, output)
-    result = {"photos": frame, "groups": groups, "coverage": coverage, "summary": summary}
-    return result | ({"audit": audited} if audited is not None else {})
-
-
 def _print_audit(audited: dict) -> None:
     """The audit's tables, worst cell and coverage sentence on standard output."""
     print(audited["intersections"].to_string(index=False))
@@ -89,22 +55,6 @@ def _print_audit(audited: dict) -> None:
         print(audited["skin_tone_by_race"].to_string(index=False))
     print(audited["coverage"].to_string(index=False))
     print(audited["coverage_sentence"])
-
-
-def evaluate_labelled_folder(predictor, folder: str | Path, output: str | Path | None, bootstrap: int = 1000,
-                             seed: int = 0, peer: bool = True, progress: bool = True,
-                             audit: bool = False) -> dict | None:
-    """``evaluate_and_write`` on ``folder`` and its ``labels.csv``, with the peer; None (and a warning naming
-    what is missing) when the folder or its labels are absent, so a notebook can go on without them."""
-    folder = Path(folder)
-    if not (folder / LABELS_NAME).is_file():
-        warnings.warn(f"{folder / LABELS_NAME}: no labelled photos there; the real-photo evaluation is skipped",
-                      stacklevel=2)
-        return None
-    from nbhelpers.models.peer import PeerGenderClassifier
-
-    return evaluate_and_write(predictor, read_labels(folder / LABELS_NAME), folder, output, bootstrap,
-                              PeerGenderClassifier() if peer else None, seed, progress, audit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

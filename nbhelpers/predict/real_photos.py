@@ -16,6 +16,7 @@ Evaluation data only: nothing here trains or fits a threshold on it.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,14 +24,17 @@ import numpy as np
 import pandas as pd
 
 from nbhelpers.data.manifest import GENDERS, labels_of
+from nbhelpers.fairness.audit import audit_photos, write_audit
 from nbhelpers.fairness.bias import group_table
 from nbhelpers.fairness.skin_tone import SKIN_COLUMNS, skin_tone_columns
 from nbhelpers.predict.results import PhotoResult
 from nbhelpers.training.abstention import selective_accuracy
+from nbhelpers.utils.atomic import atomic_write_csv, atomic_write_json
 
 __all__ = ["labelled_uploads", "read_labels", "evaluate_photos", "group_columns", "accuracy_table", "risk_coverage",
-           "evaluation_summary", "COVERAGE_THRESHOLDS"]
+           "evaluation_summary", "COVERAGE_THRESHOLDS", "evaluate_and_write", "evaluate_labelled_folder", "LABELS_NAME"]
 
+LABELS_NAME = "labels.csv"  # the labels file of a labelled photo folder
 COVERAGE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
@@ -157,3 +161,40 @@ def labelled_uploads(folder: str | Path, count: int, labels_name: str = "labels.
         return []
     names = read_labels(labels)["file"].head(count)
     return [(name, (Path(folder) / name).read_bytes()) for name in names]
+
+
+def evaluate_and_write(predictor, labels: pd.DataFrame, photos: str | Path, output: str | Path | None,
+                       bootstrap: int = 1000, peer=None, seed: int = 0, progress: bool = True,
+                       audit: bool = False) -> dict:
+    """Evaluate, write the files when ``output`` is given, and return ``{"photos", "groups", "coverage", "summary"}``
+    (and ``"audit"``, the dict of ``audit_photos``, with ``audit``)."""
+    frame = evaluate_photos(predictor, labels, photos, peer, progress)
+    groups, coverage = accuracy_table(frame, bootstrap, seed), risk_coverage(frame)
+    summary = evaluation_summary(frame, groups, coverage, predictor.uncertain_below)
+    audited = audit_photos(frame, group_columns(frame), bootstrap, seed) if audit else None
+    if output:
+        output = Path(output)
+        output.mkdir(parents=True, exist_ok=True)
+        for name, table in (("photos", frame), ("groups", groups), ("coverage", coverage)):
+            atomic_write_csv(output / f"{name}.csv", table)
+        atomic_write_json(output / "summary.json", summary)
+        if audited is not None:
+            write_audit(audited, output)
+    result = {"photos": frame, "groups": groups, "coverage": coverage, "summary": summary}
+    return result | ({"audit": audited} if audited is not None else {})
+
+
+def evaluate_labelled_folder(predictor, folder: str | Path, output: str | Path | None, bootstrap: int = 1000,
+                             seed: int = 0, peer: bool = True, progress: bool = True,
+                             audit: bool = False) -> dict | None:
+    """``evaluate_and_write`` on ``folder`` and its ``labels.csv``, with the peer; None (and a warning naming
+    what is missing) when the folder or its labels are absent, so a notebook can go on without them."""
+    folder = Path(folder)
+    if not (folder / LABELS_NAME).is_file():
+        warnings.warn(f"{folder / LABELS_NAME}: no labelled photos there; the real-photo evaluation is skipped",
+                      stacklevel=2)
+        return None
+    from nbhelpers.models.peer import PeerGenderClassifier
+
+    return evaluate_and_write(predictor, read_labels(folder / LABELS_NAME), folder, output, bootstrap,
+                              PeerGenderClassifier() if peer else None, seed, progress, audit)
