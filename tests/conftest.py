@@ -107,3 +107,23 @@ def pytest_terminal_summary(terminalreporter):
     """Say which data the notebook tests ran on (shown with -q too)."""
     for line in _NOTEBOOK_DATA:
         terminalreporter.write_line(f"notebook tests ran on: {line}")
+
+
+def tiny_checkpoint_file(path: Path, **spec_changes) -> Path:
+    """A checkpoint of an untrained simple CNN at 32 px (ImageNet-style pipeline, mean 0.5, std 0.25): what the
+    prediction front ends need to run, for tests that check behaviour, not accuracy."""
+    from nbhelpers.models import create_model
+    from nbhelpers.training.checkpoint import save_checkpoint
+
+    model = create_model("simple_cnn")
+    spec = model.spec.replace(**{"input_size": 32, "pipeline": "finetune", "mean": (0.5,) * 3, "std": (0.25,) * 3,
+                                 **spec_changes})
+    return save_checkpoint(path, {"model_state": model.state_dict(), "metadata": spec.to_dict()})
+
+
+def smooth_photo(width: int = 120, height: int = 90):
+    """A smooth colour gradient (PIL image): no face for any detector."""
+    from PIL import Image
+
+    x, y = np.meshgrid(np.linspace(0, 255, width), np.linspace(0, 255, height))
+    return Image.fromarray(np.stack([x, y, (x + y) / 2], axis=2).astype(np.uint8))

@@ -15,12 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nbhelpers.models import create_model
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.results import NO_FACE
 from nbhelpers.predict.upload_app import predict_uploads
-from nbhelpers.training.checkpoint import save_checkpoint
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tiny_checkpoint_file
 
 BAD_INPUTS = Path(os.environ.get("BAD_INPUTS_PATH", ROOT.parent / "shared" / "bad-inputs"))
 pytestmark = pytest.mark.skipif(not (BAD_INPUTS / "README.md").is_file(),
@@ -29,10 +27,7 @@ pytestmark = pytest.mark.skipif(not (BAD_INPUTS / "README.md").is_file(),
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    model = create_model("simple_cnn")
-    spec = model.spec.replace(input_size=32, pipeline="finetune", mean=(0.5,) * 3, std=(0.25,) * 3)
-    return save_checkpoint(tmp_path_factory.mktemp("run") / "tiny.pt", {"model_state": model.state_dict(),
-                                                                          "metadata": spec.to_dict()})
+    return tiny_checkpoint_file(tmp_path_factory.mktemp("run") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")

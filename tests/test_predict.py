@@ -14,30 +14,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nbhelpers.models import create_model
 from nbhelpers.predict.faces import FaceDetector, centre_crop
 from nbhelpers.predict.cli import main
 from nbhelpers.predict.cli import expand_inputs
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.results import NO_FACE
-from nbhelpers.training.checkpoint import CheckpointError, save_checkpoint
-from tests.conftest import ROOT, face_like, save
-
-
-def smooth_photo(width: int = 120, height: int = 90) -> Image.Image:
-    """A smooth colour gradient: no face for any detector."""
-    x = np.linspace(0, 255, width)[None, :, None]
-    y = np.linspace(0, 255, height)[:, None, None]
-    return Image.fromarray(np.broadcast_to(np.concatenate([x + 0 * y, y + 0 * x, (x + y) / 2], axis=2), (height, width, 3))
-                           .astype(np.uint8))
+from nbhelpers.training.checkpoint import CheckpointError
+from tests.conftest import ROOT, face_like, save, smooth_photo, tiny_checkpoint_file
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    model = create_model("simple_cnn")
-    spec = model.spec.replace(input_size=32, pipeline="finetune", mean=(0.5,) * 3, std=(0.25,) * 3)
-    return save_checkpoint(tmp_path_factory.mktemp("run") / "tiny.pt", {"model_state": model.state_dict(),
-                                                                          "metadata": spec.to_dict()})
+    return tiny_checkpoint_file(tmp_path_factory.mktemp("run") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -23,15 +22,13 @@ httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn", reason="the HTTP API needs the api extra (uvicorn)")
 pytest.importorskip("fastapi", reason="the HTTP API needs the api extra (fastapi)")
 
-from nbhelpers.models import create_model  # noqa: E402
 from nbhelpers.predict.cli import main as predict_main  # noqa: E402
 from nbhelpers.predict.predictor import Predictor  # noqa: E402
 from nbhelpers.predict.results import NO_FACE  # noqa: E402
 from nbhelpers.predict.web_page import free_port  # noqa: E402
 from nbhelpers.serve.app import create_app  # noqa: E402
 from nbhelpers.serve.cli import main as serve_main, supported_explainers  # noqa: E402
-from nbhelpers.training.checkpoint import save_checkpoint  # noqa: E402
-from tests.conftest import ROOT, face_like  # noqa: E402
+from tests.conftest import ROOT, face_like, smooth_photo, tiny_checkpoint_file  # noqa: E402
 
 LIMIT = 256 * 1024  # bytes: the upload limit of the test server
 
@@ -42,18 +39,9 @@ def encoded(image: Image.Image, fmt: str = "JPEG") -> bytes:
     return buffer.getvalue()
 
 
-def smooth_photo(width: int = 120, height: int = 90) -> Image.Image:
-    """A smooth colour gradient: no face for any detector."""
-    x, y = np.meshgrid(np.linspace(0, 255, width), np.linspace(0, 255, height))
-    return Image.fromarray(np.stack([x, y, (x + y) / 2], axis=2).astype(np.uint8))
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    model = create_model("simple_cnn")
-    spec = model.spec.replace(input_size=32, pipeline="finetune", mean=(0.5,) * 3, std=(0.25,) * 3)
-    return save_checkpoint(tmp_path_factory.mktemp("run") / "tiny.pt", {"model_state": model.state_dict(),
-                                                                          "metadata": spec.to_dict()})
+    return tiny_checkpoint_file(tmp_path_factory.mktemp("run") / "tiny.pt")
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from nbhelpers.data.manifest import GENDERS
 from nbhelpers.models.base import ImageClassificationBase
-from nbhelpers.models.inference import class_probabilities, flip_averaged_probabilities
+from nbhelpers.models.inference import flip_averaged_probabilities
 from nbhelpers.utils.progress import progress_bar
 
 __all__ = ["predict_probabilities", "predict_faces", "classification_metrics"]
