@@ -8,7 +8,7 @@ from nbhelpers.explain.base import Attribution, Targets, Explainer, select_targe
 from nbhelpers.explain.bcos import BcosExplanation, explain, colour_explanation
 from nbhelpers.explain.bcos_plots import explain_split, show_bcos_explanations, completeness_table
 from nbhelpers.explain.evaluation import (
-    ModelSpec,
+    ExplainedModel,
     COLUMNS,
     evaluate_explanations,
     summarise_metrics,
@@ -74,7 +74,7 @@ __all__ = [
     "explain_split",
     "show_bcos_explanations",
     "completeness_table",
-    "ModelSpec",
+    "ExplainedModel",
     "COLUMNS",
     "evaluate_explanations",
     "summarise_metrics",

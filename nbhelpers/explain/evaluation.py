@@ -38,9 +38,9 @@ from nbhelpers.explain.sanity_checks import randomisation_correlation, randomise
 from nbhelpers.utils.atomic import atomic_write_csv
 from nbhelpers.utils.progress import progress_bar
 
-__all__ = ["ModelSpec", "COLUMNS", "evaluate_explanations", "summarise_metrics", "write_metrics_csv"]
+__all__ = ["ExplainedModel", "COLUMNS", "evaluate_explanations", "summarise_metrics", "write_metrics_csv"]
 
-ModelSpec = tuple[str, nn.Module, Callable[[torch.Tensor], torch.Tensor]]  # name, model, uint8 NHWC -> input
+ExplainedModel = tuple[str, nn.Module, Callable[[torch.Tensor], torch.Tensor]]  # name, model, uint8 NHWC -> input
 COLUMNS = ["model", "method", "image", "label", "predicted", "target", "metric", "value"]
 
 
@@ -86,7 +86,7 @@ def _image_metrics(model: nn.Module, explainer: Any, random_explainer: Any, inpu
     return attribution, metrics, road
 
 
-def _prepare(spec: ModelSpec, images: torch.Tensor, labels: np.ndarray, batch_size: int, mosaic_count: int,
+def _prepare(spec: ExplainedModel, images: torch.Tensor, labels: np.ndarray, batch_size: int, mosaic_count: int,
              randomised_layers: int, seed: int) -> tuple[torch.Tensor, nn.Module | None, Any]:
     """Model inputs of all faces, the randomised copy and the mosaics of correctly classified faces."""
     _, model, preprocess = spec
@@ -122,7 +122,7 @@ def _checked_inputs(images: torch.Tensor | np.ndarray, labels: torch.Tensor | np
     return images_t, labels_np, np.repeat(boxes, len(images_t), axis=0) if len(boxes) == 1 else boxes
 
 
-def _plan(models: Sequence[ModelSpec], methods: Sequence[str]) -> list[tuple[ModelSpec, list[str]]]:
+def _plan(models: Sequence[ExplainedModel], methods: Sequence[str]) -> list[tuple[ExplainedModel, list[str]]]:
     """Each model with the methods that apply to it; a warning for every (method, model) pair skipped."""
     plan = []
     for spec in models:
@@ -133,7 +133,7 @@ def _plan(models: Sequence[ModelSpec], methods: Sequence[str]) -> list[tuple[Mod
     return plan
 
 
-def _batch_frames(spec: ModelSpec, method: str, explainers: tuple[Any, Any], inputs: torch.Tensor, labels: np.ndarray,
+def _batch_frames(spec: ExplainedModel, method: str, explainers: tuple[Any, Any], inputs: torch.Tensor, labels: np.ndarray,
                   boxes: np.ndarray, start: int, settings: _Settings) -> list[pd.DataFrame]:
     """The rows of the faces ``start`` .. ``start + batch_size``: per-image metrics, then ROAD where it runs."""
     part = slice(start, start + settings.batch_size)
@@ -149,7 +149,7 @@ def _batch_frames(spec: ModelSpec, method: str, explainers: tuple[Any, Any], inp
     return frames
 
 
-def _method_frames(spec: ModelSpec, method: str, prepared: tuple[torch.Tensor, nn.Module | None, Any],
+def _method_frames(spec: ExplainedModel, method: str, prepared: tuple[torch.Tensor, nn.Module | None, Any],
                    labels: np.ndarray, boxes: np.ndarray, settings: _Settings, bar: Any) -> list[pd.DataFrame]:
     """Every row of one (model, method) pair: the faces batch by batch, then the pointing game on the mosaics."""
     inputs, randomised, mosaics = prepared
@@ -170,7 +170,7 @@ def _method_frames(spec: ModelSpec, method: str, prepared: tuple[torch.Tensor, n
     return frames
 
 
-def evaluate_explanations(models: Sequence[ModelSpec], methods: Sequence[str], images: torch.Tensor | np.ndarray,
+def evaluate_explanations(models: Sequence[ExplainedModel], methods: Sequence[str], images: torch.Tensor | np.ndarray,
                           labels: torch.Tensor | np.ndarray, *, batch_size: int = 50, steps: int = 16,
                           baseline: Any = "mean", road_percentiles: Sequence[int] | None = ROAD_PERCENTILES,
                           road_limit: int | None = None, mosaic_count: int = 50, randomised_layers: int = 2,

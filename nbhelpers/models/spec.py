@@ -21,7 +21,6 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Mapping
 
 from nbhelpers.data.manifest import GENDERS
@@ -116,7 +115,7 @@ class RunSpec:
             raise RunSpecError(f"field 'pretrained_source' is {_kind(self.pretrained_source)}, not text")
         if not isinstance(self.model_kwargs, Mapping) or not all(isinstance(key, str) for key in self.model_kwargs):
             raise RunSpecError(f"field 'model_kwargs' is {_kind(self.model_kwargs)}, not a mapping of argument names")
-        set_field("model_kwargs", MappingProxyType(dict(self.model_kwargs)))
+        set_field("model_kwargs", dict(self.model_kwargs))  # a copy: the caller's dict cannot change the spec
         if not (isinstance(self.classes, (list, tuple)) and len(self.classes) >= 2
                 and all(isinstance(name, str) and name for name in self.classes)):
             raise RunSpecError(f"field 'classes' is {_kind(self.classes)}, not a list of two or more class names")
