@@ -44,8 +44,8 @@ _FAILURES = """## Known failure modes
 - Real photos: accuracy on real photos (whole heads, background, other people) is far below the
   in-domain figure, and lower for women than for men; the model was trained on tightly aligned crops.
 - The detector's second, lower-threshold search finds a box in almost every photo, but about one box in eight
-  is then not a face (README, detection benchmark), and the hard faces it adds lean to "male"; a photo with
-  no box at all falls back to a centre crop.
+  is then not a face (README, detection benchmark), and the hard faces it adds lean to "male". A photo in
+  which no face is found gets no gender at all ("no face found").
 - Perceived-gender labels encode annotators' assumptions; people who do not fit them are misclassified.
 """
 
