@@ -100,7 +100,7 @@ def test_real_face_in_a_wider_canvas_is_found(predictor, utkface_face, tmp_path)
     canvas.paste(utkface_face, (300, 120))
     (record,) = predictor.predict_paths([save(canvas, tmp_path / "scene.jpg", quality=95)], progress=False,
                                         explain="gradcam")
-    assert record["face_detected"] is True and record["faces"][0]["detector"] == "dlib"
+    assert record["face_detected"] is True and record["faces"][0]["detector"] == "ssd"
     left, top, right, bottom = record["faces"][0]["box"]
     assert 290 <= left < right <= 510 and 110 <= top < bottom <= 330 and right - left > 80
     assert record["faces"][0]["attribution"].shape == (32, 32)
@@ -187,7 +187,7 @@ def test_boxed_photo_draws_each_face_box(tmp_path):
     assert tuple(picture[50, 100]) == (255, 200, 0) and tuple(picture[100, 100]) == (0, 0, 0)  # edge drawn, inside not
 
 
-def test_detector_options_default_to_the_fallback_search_and_accept_none():
+def test_detector_options_default_to_the_ssd_search_and_accept_none():
     import argparse
 
     from nbhelpers.predict.faces import HOG_FALLBACK_THRESHOLD, add_detector_arguments, detector_from_arguments
@@ -195,11 +195,15 @@ def test_detector_options_default_to_the_fallback_search_and_accept_none():
     parser = argparse.ArgumentParser()
     add_detector_arguments(parser)
     detector = detector_from_arguments(parser.parse_args([]))
-    assert detector.threshold == 0.0 and detector.fallback_threshold == HOG_FALLBACK_THRESHOLD == -1.0
+    assert detector.detector == "ssd" and detector.threshold == 0.0
+    assert detector.fallback_threshold is HOG_FALLBACK_THRESHOLD is None
     assert detector_from_arguments(parser.parse_args(["--hog-fallback", "none"])).fallback_threshold is None
     assert detector_from_arguments(parser.parse_args(["--hog-fallback", "-0.5"])).fallback_threshold == -0.5
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--hog-fallback", "lower"])
+    hog = detector_from_arguments(parser.parse_args(["--detector", "hog"]))
+    assert hog.detector == "hog" and hog.ssd is None
+    for wrong in (["--hog-fallback", "lower"], ["--detector", "yunet"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(wrong)
 
 
 def test_fallback_search_finds_the_face_the_first_search_misses():
@@ -209,8 +213,11 @@ def test_fallback_search_finds_the_face_the_first_search_misses():
     from nbhelpers.predict.faces import FaceDetector
 
     image = Image.open(photo)
-    assert FaceDetector(fallback_threshold=None, haar_fallback=False).detect(image) == []
-    faces = FaceDetector(fallback_threshold=-1.0, haar_fallback=False).detect(image)
+    assert FaceDetector(detector="hog", fallback_threshold=None).detect(image) == []
+    faces = FaceDetector(detector="hog", fallback_threshold=-1.0).detect(image)
     left, top, right, bottom = faces[0].box  # the labelled person, centred in the 448 px photo
     assert len(faces) == 1 and abs((left + right) / 2 - 224) < 40 and abs((top + bottom) / 2 - 224) < 40
+    assert faces[0].search == "hog-permissive" and -1.0 <= faces[0].score < 0.0 and faces[0].detector == "dlib"
+    (found,) = FaceDetector().detect(image)  # the SSD finds it at once
+    assert found.search == "ssd" and found.score >= 0.7 and abs((found.box[0] + found.box[2]) / 2 - 224) < 40
     assert faces[0].chip.shape == (200, 200, 3)
