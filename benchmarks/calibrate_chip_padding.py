@@ -60,7 +60,7 @@ def sweep(crops: list[np.ndarray], paddings: np.ndarray, canvas: int) -> np.ndar
     pictures = [on_canvas(crop, canvas) for crop in crops]
     scores = np.full((len(paddings), len(crops)), np.nan)
     for row, padding in enumerate(paddings):
-        detector = FaceDetector(chip_size=crops[0].shape[0], padding=float(padding), haar_fallback=False)
+        detector = FaceDetector(chip_size=crops[0].shape[0], padding=float(padding), detector="hog")
         for column, (crop, picture) in enumerate(zip(crops, pictures)):
             faces = detector.detect(picture)  # largest first
             if faces:

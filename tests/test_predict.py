@@ -91,7 +91,7 @@ def test_real_face_in_a_wider_canvas_is_found(predictor, utkface_face, tmp_path)
     canvas.paste(utkface_face, (300, 120))
     (result,) = predictor.predict_paths([save(canvas, tmp_path / "scene.jpg", quality=95)], progress=False,
                                         explain="gradcam")
-    assert result.face_detected is True and result.faces[0].detector == "dlib"
+    assert result.face_detected is True and result.faces[0].detector == "ssd" and result.faces[0].search == "ssd"
     left, top, right, bottom = result.faces[0].box
     assert 290 <= left < right <= 510 and 110 <= top < bottom <= 330 and right - left > 80
     assert result.faces[0].attribution.shape == (32, 32) and result.faces[0].explanation_method == "gradcam"
@@ -216,7 +216,7 @@ def test_boxed_photo_draws_each_face_box(tmp_path):
     assert tuple(picture[50, 100]) == (255, 200, 0) and tuple(picture[100, 100]) == (0, 0, 0)  # edge drawn, inside not
 
 
-def test_detector_options_default_to_the_fallback_search_and_accept_none():
+def test_detector_options_default_to_the_ssd_search_and_accept_none():
     import argparse
 
     from nbhelpers.predict.faces import HOG_FALLBACK_THRESHOLD, add_detector_arguments, detector_from_arguments
@@ -224,11 +224,15 @@ def test_detector_options_default_to_the_fallback_search_and_accept_none():
     parser = argparse.ArgumentParser()
     add_detector_arguments(parser)
     detector = detector_from_arguments(parser.parse_args([]))
-    assert detector.threshold == 0.0 and detector.fallback_threshold == HOG_FALLBACK_THRESHOLD == -1.0
+    assert detector.detector == "ssd" and detector.threshold == 0.0
+    assert detector.fallback_threshold is HOG_FALLBACK_THRESHOLD is None
     assert detector_from_arguments(parser.parse_args(["--hog-fallback", "none"])).fallback_threshold is None
     assert detector_from_arguments(parser.parse_args(["--hog-fallback", "-0.5"])).fallback_threshold == -0.5
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--hog-fallback", "lower"])
+    hog = detector_from_arguments(parser.parse_args(["--detector", "hog"]))
+    assert hog.detector == "hog" and hog.ssd is None
+    for wrong in (["--hog-fallback", "lower"], ["--detector", "yunet"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(wrong)
 
 
 def test_fallback_search_finds_the_face_the_first_search_misses():
@@ -238,8 +242,24 @@ def test_fallback_search_finds_the_face_the_first_search_misses():
     from nbhelpers.predict.faces import FaceDetector
 
     image = Image.open(photo)
-    assert FaceDetector(fallback_threshold=None, haar_fallback=False).detect(image) == []
-    faces = FaceDetector(fallback_threshold=-1.0, haar_fallback=False).detect(image)
+    assert FaceDetector(detector="hog", fallback_threshold=None).detect(image) == []
+    faces = FaceDetector(detector="hog", fallback_threshold=-1.0).detect(image)
     left, top, right, bottom = faces[0].box  # the labelled person, centred in the 448 px photo
     assert len(faces) == 1 and abs((left + right) / 2 - 224) < 40 and abs((top + bottom) / 2 - 224) < 40
+    assert faces[0].search == "hog-permissive" and -1.0 <= faces[0].score < 0.0 and faces[0].detector == "dlib"
+    (found,) = FaceDetector().detect(image)  # the SSD finds it at once
+    assert found.search == "ssd" and found.score >= 0.7 and abs((found.box[0] + found.box[2]) / 2 - 224) < 40
     assert faces[0].chip.shape == (200, 200, 3)
+
+
+def test_a_face_from_a_permissive_search_is_never_answered_with_a_label(checkpoint):
+    from nbhelpers.predict.faces import DetectedFace
+
+    predictor = Predictor(checkpoint, "cpu", uncertain_below=0)  # would answer every confident face
+    chip = np.asarray(face_like(1, 200))
+    for search, uncertain in (("hog-permissive", True), ("haar", True), ("ssd", False), ("hog", False)):
+        predictor.detector.detect = lambda image, search=search: [DetectedFace((0, 0, 50, 50), chip, "dlib", search, 0.1)]
+        (result,) = predictor.predict_images([("photo", smooth_photo())])
+        face = result.to_json()["faces"][0]
+        assert face["uncertain"] is uncertain and face["search"] == search and face["score"] == 0.1, search
+        assert (face["label"] == "uncertain") is uncertain and face["predicted"] in ("female", "male")

@@ -36,9 +36,12 @@ from nbhelpers.training.runs import load_run
 from nbhelpers.utils.device import get_default_device
 from nbhelpers.utils.progress import progress_bar
 
-__all__ = ["Predictor", "ImageInput", "FLIP_TTA", "MIN_IMAGE_SIDE"]
+__all__ = ["Predictor", "ImageInput", "FLIP_TTA", "MIN_IMAGE_SIDE", "PERMISSIVE_SEARCHES"]
 
 FLIP_TTA = True  # flip test-time augmentation (measured on the labelled real photos: see the README)
+# searches whose boxes are often not faces (on images without faces they return a box in 18 of 29; README):
+# a face they find is answered "uncertain" whatever the model's confidence (its leaning stays in ``predicted``)
+PERMISSIVE_SEARCHES = frozenset({"hog-permissive", "haar"})
 MIN_IMAGE_SIDE = 16  # smaller images carry no usable face and give an error result
 ImageInput = Union[bytes, bytearray, str, os.PathLike, Image.Image, np.ndarray]
 
@@ -126,11 +129,11 @@ class Predictor:
         results = []
         for index, face in enumerate(faces):
             row = probabilities[index]
+            uncertain = bool(row.max() < self.uncertain_below) or face.search in PERMISSIVE_SEARCHES
             results.append(FaceResult(
                 tuple(int(value) for value in face.box), dict(zip(self.classes, map(float, row))),
-                self.classes[int(row.argmax())], bool(row.max() < self.uncertain_below), face.detector,
-                getattr(face, "search", ""), face.chip if keep_chips else None,
-                None if maps is None else maps[index], explain or ""))
+                self.classes[int(row.argmax())], uncertain, face.detector, face.search, face.score,
+                face.chip if keep_chips else None, None if maps is None else maps[index], explain or ""))
         return results
 
     def _finish(self, pending: list[_Found], explain: str | None, keep_chips: bool) -> Iterator[PhotoResult]:

@@ -25,7 +25,8 @@ class FaceResult:
 
     ``box`` in the upright photo's pixels; ``probabilities`` per class (sum 1); ``predicted`` the most
     probable class; ``uncertain`` when the top probability is below the run's threshold; ``detector`` and
-    ``search``: what found the face (``centre`` when detection was off); ``chip``: the aligned uint8 face
+    ``search``: what found the face (``centre`` when detection was off) and ``score`` that search's score; a face
+    from a permissive search is always uncertain; ``chip``: the aligned uint8 face
     (H, W, 3), kept on request; ``attribution``: a float32 (h, w) explanation map at the model's input size
     (positive = evidence for ``predicted``), with its ``explanation_method``.
     """
@@ -36,6 +37,7 @@ class FaceResult:
     uncertain: bool
     detector: str
     search: str = ""
+    score: float | None = None  # the search's own score (SSD confidence, HOG score): not comparable across searches
     chip: np.ndarray | None = field(default=None, repr=False, compare=False)
     attribution: np.ndarray | None = field(default=None, repr=False, compare=False)
     explanation_method: str = ""
@@ -58,6 +60,8 @@ class FaceResult:
                 "detector": self.detector}
         if self.search:
             data["search"] = self.search
+        if self.score is not None:
+            data["score"] = round(float(self.score), 4)
         if self.explanation_method:
             data["explanation"] = {"method": self.explanation_method, "file": self.explanation_file or None}
         return data
