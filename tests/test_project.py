@@ -66,6 +66,9 @@ def test_modules_declare_all_and_stay_small(module):
     assert hasattr(imported, "__all__") and imported.__doc__
     source = importlib.util.find_spec(module).origin
     assert sum(1 for _ in open(source)) < 300
+    functions = [node for node in ast.walk(ast.parse(open(source).read()))
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    assert [node.name for node in functions if node.end_lineno - node.lineno >= 50] == []  # functions under 50 lines
 
 
 def test_import_has_no_side_effects(tmp_path):
