@@ -13,10 +13,13 @@ from nbhelpers.predict.faces import (
     landmark_model_path,
     CHIP_SIZE,
     CHIP_PADDING,
+    DETECTORS,
+    SEARCHES,
+    SSD_THRESHOLD,
     HOG_THRESHOLD,
     HOG_FALLBACK_THRESHOLD,
 )
-from nbhelpers.predict.predictor import Predictor, ImageInput, FLIP_TTA, MIN_IMAGE_SIDE
+from nbhelpers.predict.predictor import Predictor, ImageInput, FLIP_TTA, MIN_IMAGE_SIDE, PERMISSIVE_SEARCHES
 from nbhelpers.predict.real_photos import (
     labelled_uploads,
     read_labels,
@@ -31,6 +34,16 @@ from nbhelpers.predict.real_photos import (
     LABELS_NAME,
 )
 from nbhelpers.predict.results import FaceResult, PhotoResult, UNCERTAIN, NO_FACE, Box
+from nbhelpers.predict.ssd_faces import (
+    SsdFaces,
+    ssd_model_paths,
+    to_landmark_box,
+    SSD_INPUT,
+    SSD_MEAN,
+    BOX_SHIFT,
+    BOX_SIDE,
+    MIN_INSIDE,
+)
 from nbhelpers.predict.upload_app import (
     image_data_uri,
     boxed_photo,
@@ -51,12 +64,16 @@ __all__ = [
     "landmark_model_path",
     "CHIP_SIZE",
     "CHIP_PADDING",
+    "DETECTORS",
+    "SEARCHES",
+    "SSD_THRESHOLD",
     "HOG_THRESHOLD",
     "HOG_FALLBACK_THRESHOLD",
     "Predictor",
     "ImageInput",
     "FLIP_TTA",
     "MIN_IMAGE_SIDE",
+    "PERMISSIVE_SEARCHES",
     "labelled_uploads",
     "read_labels",
     "evaluate_photos",
@@ -73,6 +90,14 @@ __all__ = [
     "UNCERTAIN",
     "NO_FACE",
     "Box",
+    "SsdFaces",
+    "ssd_model_paths",
+    "to_landmark_box",
+    "SSD_INPUT",
+    "SSD_MEAN",
+    "BOX_SHIFT",
+    "BOX_SIDE",
+    "MIN_INSIDE",
     "image_data_uri",
     "boxed_photo",
     "result_html",
