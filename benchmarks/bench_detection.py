@@ -33,12 +33,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 
-from nbhelpers.predict.evaluation import read_labels
+from nbhelpers.predict.real_photos import read_labels
+from nbhelpers.predict.wide_photos import textured_background
 from nbhelpers.predict.faces import FaceDetector
 
-__all__ = ["SETTINGS", "faceless_images", "textured_background", "large_photo", "measure", "main"]
+__all__ = ["SETTINGS", "faceless_images", "large_photo", "measure", "main"]
 
 OLD = dict(detector="hog", fallback_threshold=-1.0, haar_fallback=True)  # before: HOG 0, HOG -1.0, then Haar
 SETTINGS = {"old: hog 0, -1.0, haar": OLD,
@@ -50,14 +51,6 @@ SETTINGS = {"old: hog 0, -1.0, haar": OLD,
 PERMISSIVE = {"hog-permissive", "haar"}
 SKIMAGE_SCENES = ("coffee", "rocket", "chelsea", "brick", "grass", "gravel", "hubble_deep_field", "immunohistochemistry",
                   "colorwheel", "moon", "retina", "cell", "clock", "page", "text", "logo")
-
-
-def textured_background(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """uint8 (height, width, 3): blurred colour noise (soft blobs) plus fine grain, a face-less texture."""
-    rng = np.random.default_rng(seed)
-    coarse = Image.fromarray(rng.integers(0, 256, (max(2, height // 40), max(2, width // 40), 3), dtype=np.uint8))
-    blobs = np.asarray(coarse.resize((width, height), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(4)))
-    return np.clip(blobs + rng.normal(0, 8, blobs.shape), 0, 255).astype(np.uint8)
 
 
 def faceless_images() -> dict[str, np.ndarray]:

@@ -7,21 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from nbhelpers.predict.faces import SEARCHES, FaceDetector, centre_crop
 from nbhelpers.predict.ssd_faces import ssd_model_paths, to_landmark_box
+from nbhelpers.predict.wide_photos import textured_background
 from tests.conftest import ROOT
 
 FAIRFACE = Path(os.environ.get("FAIRFACE_DEV_PATH", ROOT.parent / "shared" / "data" / "fairface-dev"))
-
-
-def texture(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """Blurred colour noise plus grain: soft blobs with edges everywhere and no face."""
-    rng = np.random.default_rng(seed)
-    coarse = Image.fromarray(rng.integers(0, 256, (max(2, height // 40), max(2, width // 40), 3), dtype=np.uint8))
-    blobs = np.asarray(coarse.resize((width, height), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(4)))
-    return np.clip(blobs + rng.normal(0, 8, blobs.shape), 0, 255).astype(np.uint8)
 
 
 def faceless() -> dict[str, np.ndarray]:
@@ -32,7 +25,7 @@ def faceless() -> dict[str, np.ndarray]:
             "noise": rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
             "gradient": np.stack([x, y, (x + y) / 2], axis=2).astype(np.uint8),
             "checkerboard": np.repeat(((x // 16 + y // 21) % 2 * 255)[..., None], 3, axis=2).astype(np.uint8),
-            "texture": texture(640, 480)}
+            "texture": textured_background(640, 480)}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +64,7 @@ def test_each_face_names_its_search_and_score_and_ssd_chips_match_hog_chips(dete
 
     crops, ssd_correlations, hog_correlations = sample_archive_images(utkface_archive, 500, 6), [], []
     for crop in crops:
-        canvas = texture(640, 480, seed=1)
+        canvas = textured_background(640, 480, seed=1)
         canvas[140:340, 220:420] = crop
         (face,) = detector.detect(canvas)
         assert (face.detector, face.search) == ("ssd", "ssd") and 0.7 <= face.score <= 1.0
@@ -91,7 +84,7 @@ def test_a_130_px_face_in_a_12_megapixel_photo_is_found_alone(detector, fairface
     (face,) = detector.detect(fairface_photo)
     scale = 130 / (face.box[2] - face.box[0])
     pasted = Image.fromarray(fairface_photo).resize((round(448 * scale), round(448 * scale)), Image.Resampling.LANCZOS)
-    photo = texture(4000, 3000, seed=2)
+    photo = textured_background(4000, 3000, seed=2)
     photo[1900:1900 + pasted.height, 700:700 + pasted.width] = np.asarray(pasted)
     truth = [700 + face.box[0] * scale, 1900 + face.box[1] * scale, 700 + face.box[2] * scale, 1900 + face.box[3] * scale]
     found = detector.detect(photo)

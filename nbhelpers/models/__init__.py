@@ -29,7 +29,7 @@ from nbhelpers.models.bcos_layers import (
     explanation_mode,
 )
 from nbhelpers.models.bcos_resnet import BcosResNet, bcos_resnet18
-from nbhelpers.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0, lite0_weights_path
+from nbhelpers.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0, lite0_weights_path, same_padding
 from nbhelpers.models.factories import simple_cnn, resnet9, resnet18, resnet50, load_pretrained, resnet_stages
 from nbhelpers.models.inference import class_probabilities, flip_averaged_probabilities
 from nbhelpers.models.peer import PeerGenderClassifier, peer_model_files
@@ -74,6 +74,7 @@ __all__ = [
     "EfficientNetLite0",
     "efficientnet_lite0",
     "lite0_weights_path",
+    "same_padding",
     "simple_cnn",
     "resnet9",
     "resnet18",

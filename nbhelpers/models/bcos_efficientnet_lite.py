@@ -62,6 +62,7 @@ from nbhelpers.models.efficientnet_lite import (
     STEM_CHANNELS,
     EfficientNetLite0,
     lite0_weights_path,
+    same_padding,
 )
 from nbhelpers.models.pretrained import load_backbone
 from nbhelpers.models.registry import register_model
@@ -95,11 +96,7 @@ class SamePaddingBcosConv2d(BcosConv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, groups=groups, b=b)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        padding = []
-        for size, kernel, stride in zip(x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
-            total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
-            padding += [total // 2, total - total // 2]  # (left, right), then (top, bottom)
-        return super().forward(functional.pad(x, padding))
+        return super().forward(functional.pad(x, same_padding(x, self.kernel_size, self.stride)))
 
 
 class BcosMobileInvertedBottleneck(nn.Module):

@@ -26,7 +26,7 @@ from nbhelpers.models.pretrained import load_backbone
 from nbhelpers.models.registry import register_model
 from nbhelpers.models.spec import RunSpec
 
-__all__ = ["EfficientNetLite0", "efficientnet_lite0", "lite0_weights_path"]
+__all__ = ["EfficientNetLite0", "efficientnet_lite0", "lite0_weights_path", "same_padding"]
 
 # (expand ratio, kernel size, first stride, output channels, repeats) of each stage of B0 / Lite0.
 STAGES: tuple[tuple[int, int, int, int, int], ...] = (
@@ -60,11 +60,17 @@ class SamePaddingConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        padding = []
-        for size, kernel, stride in zip(x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
-            total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
-            padding += [total // 2, total - total // 2]  # (left, right), then (top, bottom)
-        return super().forward(functional.pad(x, padding))
+        return super().forward(functional.pad(x, same_padding(x, self.kernel_size, self.stride)))
+
+
+def same_padding(x: torch.Tensor, kernel_size: tuple[int, int], stride: tuple[int, int]) -> list[int]:
+    """TensorFlow "same" zero padding of an (N, C, H, W) input for ``functional.pad``: (left, right, top, bottom)
+    so that the output has ceil(size / stride) cells per side."""
+    padding = []
+    for size, kernel, step in zip(x.shape[:-3:-1], kernel_size[::-1], stride[::-1]):
+        total = max((math.ceil(size / step) - 1) * step + kernel - size, 0)
+        padding += [total // 2, total - total // 2]  # (left, right), then (top, bottom)
+    return padding
 
 
 class MobileInvertedBottleneck(nn.Module):

@@ -53,7 +53,7 @@ from nbhelpers.predict.upload_app import (
     UploadApp,
     MAX_UPLOAD_MB,
 )
-from nbhelpers.predict.wide_photos import wide_photo, example_uploads, wide_photo_accuracy
+from nbhelpers.predict.wide_photos import wide_photo, example_uploads, wide_photo_accuracy, textured_background
 
 __all__ = [
     "DetectedFace",
@@ -108,4 +108,5 @@ __all__ = [
     "wide_photo",
     "example_uploads",
     "wide_photo_accuracy",
+    "textured_background",
 ]

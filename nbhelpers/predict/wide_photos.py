@@ -20,7 +20,7 @@ from PIL import Image, ImageFilter
 from nbhelpers.data.images import load_rgb
 from nbhelpers.predict.predictor import Predictor
 
-__all__ = ["wide_photo", "example_uploads", "wide_photo_accuracy"]
+__all__ = ["wide_photo", "example_uploads", "wide_photo_accuracy", "textured_background"]
 
 
 def wide_photo(face: Image.Image, face_width: float, rng: np.random.Generator, size: tuple[int, int] = (640, 480)) -> Image.Image:
@@ -69,3 +69,12 @@ def _jpeg(image: Image.Image, quality: int = 92) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def textured_background(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """uint8 (height, width, 3): blurred colour noise (soft blobs) plus fine grain, a face-less texture with
+    edges everywhere, for detection tests and benchmarks (a flat colour would make detection trivial)."""
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 256, (max(2, height // 40), max(2, width // 40), 3), dtype=np.uint8))
+    blobs = np.asarray(coarse.resize((width, height), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(4)))
+    return np.clip(blobs + rng.normal(0, 8, blobs.shape), 0, 255).astype(np.uint8)
