@@ -1,5 +1,6 @@
 """Fairness: per-group metrics with bootstrap intervals, calibration, the bias study, the
-group-balanced mitigation experiment, apparent skin tone (ITA) and the intersectional audit.
+group-balanced mitigation experiment, apparent skin tone (ITA), the intersectional audit, and the diagnosis of
+errors: attribution by face region (dlib 68-point landmarks) and controlled image changes.
 
 Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
@@ -28,13 +29,43 @@ from nbhelpers.fairness.calibration import (
     reliability_curve,
     reliability_by_group,
 )
+from nbhelpers.fairness.face_regions import (
+    REGIONS,
+    LANDMARK_SOURCES,
+    FEATURE_MARGINS,
+    TEMPLATE_SIZE,
+    TEMPLATE_LANDMARKS,
+    landmark_model_68_path,
+    landmarks_68_available,
+    chip_landmarks,
+    template_landmarks,
+    region_labels,
+    region_masks,
+)
 from nbhelpers.fairness.mitigation import PLAIN, train_plain_and_balanced, mitigation_table, describe_mitigation
+from nbhelpers.fairness.perturbations import (
+    PERTURBATIONS,
+    recrop,
+    gaussian_blur,
+    jpeg,
+    grayscale,
+    brightness,
+    perturb,
+    perturbation_table,
+    predict_male_probability,
+)
 from nbhelpers.fairness.plots import (
     plot_group_metric,
     plot_intersection_heatmap,
     plot_reliability,
     plot_reliability_by_group,
     plot_probability_by_group,
+)
+from nbhelpers.fairness.region_attribution import (
+    attribution_by_region,
+    region_areas,
+    region_summary,
+    region_difference,
 )
 from nbhelpers.fairness.skin_tone import (
     SkinTone,
@@ -86,15 +117,39 @@ __all__ = [
     "expected_calibration_error",
     "reliability_curve",
     "reliability_by_group",
+    "REGIONS",
+    "LANDMARK_SOURCES",
+    "FEATURE_MARGINS",
+    "TEMPLATE_SIZE",
+    "TEMPLATE_LANDMARKS",
+    "landmark_model_68_path",
+    "landmarks_68_available",
+    "chip_landmarks",
+    "template_landmarks",
+    "region_labels",
+    "region_masks",
     "PLAIN",
     "train_plain_and_balanced",
     "mitigation_table",
     "describe_mitigation",
+    "PERTURBATIONS",
+    "recrop",
+    "gaussian_blur",
+    "jpeg",
+    "grayscale",
+    "brightness",
+    "perturb",
+    "perturbation_table",
+    "predict_male_probability",
     "plot_group_metric",
     "plot_intersection_heatmap",
     "plot_reliability",
     "plot_reliability_by_group",
     "plot_probability_by_group",
+    "attribution_by_region",
+    "region_areas",
+    "region_summary",
+    "region_difference",
     "SkinTone",
     "skin_tone",
     "skin_tone_columns",
