@@ -24,9 +24,7 @@ from nbhelpers.fairness.audit import (
 )
 from nbhelpers.fairness.bias import mean_interval
 from nbhelpers.fairness.skin_tone import SKIN_PATCHES, binary_tone, ita_category, skin_tone, skin_tone_columns
-from nbhelpers.models import create_model
-from nbhelpers.training.checkpoint import save_checkpoint
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tiny_checkpoint_file
 
 D65_WHITE = np.array([0.95047, 1.0, 1.08883])
 XYZ_TO_LINEAR_SRGB = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]])
@@ -170,9 +168,7 @@ def test_skin_tone_by_race_medians_and_share_darker():
 @pytest.fixture
 def checkpoint(tmp_path):
     torch.manual_seed(0)
-    model = create_model("simple_cnn")
-    spec = model.spec.replace(input_size=32, mean=(0.5,) * 3, std=(0.25,) * 3, uncertain_below=0.6)
-    return save_checkpoint(tmp_path / "model.pt", {"model_state": model.state_dict(), "metadata": spec.to_dict()})
+    return tiny_checkpoint_file(tmp_path / "model.pt", pipeline="pad_crop_flip", uncertain_below=0.6)
 
 
 def test_evaluate_command_with_audit_writes_the_audit(checkpoint, tmp_path):

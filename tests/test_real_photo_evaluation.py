@@ -9,12 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from nbhelpers.models import create_model
 from nbhelpers.predict.real_photos import accuracy_table, evaluate_photos, evaluation_summary, read_labels, risk_coverage
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.results import UNCERTAIN, FaceResult, PhotoResult
-from nbhelpers.training.checkpoint import save_checkpoint
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tiny_checkpoint_file
 
 
 class FakePredictor:
@@ -85,9 +83,7 @@ def test_central_face_prefers_the_centre_then_size():
 @pytest.fixture
 def checkpoint(tmp_path):
     torch.manual_seed(0)
-    model = create_model("simple_cnn")
-    spec = model.spec.replace(input_size=32, mean=(0.5,) * 3, std=(0.25,) * 3, uncertain_below=0.999)
-    return save_checkpoint(tmp_path / "model.pt", {"model_state": model.state_dict(), "metadata": spec.to_dict()})
+    return tiny_checkpoint_file(tmp_path / "model.pt", pipeline="pad_crop_flip", uncertain_below=0.999)
 
 
 def test_below_the_runs_threshold_the_answer_is_uncertain(checkpoint, make_image, single_thread):
