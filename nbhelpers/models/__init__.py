@@ -12,7 +12,7 @@ optional flip test-time augmentation).
 from nbhelpers.models.base import ImageClassificationBase, accuracy
 from nbhelpers.models.bcos_efficientnet_lite import (
     SamePaddingBcosConv2d,
-    BcosMobileInvertedBottleneck,
+    same_padding_bcos_conv,
     BcosEfficientNetLite0,
     bcosify_state_dict,
     stem_weight_for_encoding,
@@ -29,7 +29,17 @@ from nbhelpers.models.bcos_layers import (
     explanation_mode,
 )
 from nbhelpers.models.bcos_resnet import BcosResNet, bcos_resnet18
-from nbhelpers.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0, lite0_weights_path, same_padding
+from nbhelpers.models.efficientnet_lite import (
+    EfficientNetLite0,
+    MobileInvertedBottleneck,
+    SamePaddingConv2d,
+    efficientnet_lite0,
+    linear_head,
+    lite0_weights_path,
+    relu6,
+    same_padding,
+    same_padding_conv,
+)
 from nbhelpers.models.factories import simple_cnn, resnet9, resnet18, resnet50, load_pretrained, resnet_stages
 from nbhelpers.models.inference import class_probabilities, flip_averaged_probabilities
 from nbhelpers.models.peer import PeerGenderClassifier, peer_model_files
@@ -54,7 +64,7 @@ __all__ = [
     "ImageClassificationBase",
     "accuracy",
     "SamePaddingBcosConv2d",
-    "BcosMobileInvertedBottleneck",
+    "same_padding_bcos_conv",
     "BcosEfficientNetLite0",
     "bcosify_state_dict",
     "stem_weight_for_encoding",
@@ -72,9 +82,14 @@ __all__ = [
     "BcosResNet",
     "bcos_resnet18",
     "EfficientNetLite0",
+    "MobileInvertedBottleneck",
+    "SamePaddingConv2d",
     "efficientnet_lite0",
+    "linear_head",
     "lite0_weights_path",
+    "relu6",
     "same_padding",
+    "same_padding_conv",
     "simple_cnn",
     "resnet9",
     "resnet18",

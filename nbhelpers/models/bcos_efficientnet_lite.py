@@ -6,8 +6,8 @@ Interpretable CNNs and Vision Transformers", TPAMI 2024 (B-cos-v2); Tan and Le, 
 Rethinking Model Scaling for Convolutional Neural Networks", ICML 2019 (Lite0 = B0 without
 squeeze-and-excitation, with ReLU6).
 
-The architecture is ``efficientnet_lite.EfficientNetLite0`` with the same module names, rebuilt so
-that it is dynamic linear, ``logit = W(x)^T x + logit_bias``, with ``x`` the encoded input
+The architecture is ``efficientnet_lite.EfficientNetLite0``'s builder with B-cos layer types injected
+(same module names), so that it is dynamic linear, ``logit = W(x)^T x + logit_bias``, with ``x`` the encoded input
 ``[r, g, b, 1-r, 1-g, 1-b]`` (pipeline ``bcos``, no mean/std). ``bcosify_state_dict`` converts the
 pretrained weights as B-cosification does, with these choices:
 
@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -55,11 +56,9 @@ from nbhelpers.models.base import ImageClassificationBase
 from nbhelpers.models.bcos_layers import BatchNormUncentred2d, BcosConv2d, BcosHead, explanation_mode
 from nbhelpers.models.efficientnet_lite import (
     BATCH_NORM_EPSILON,
-    HEAD_CHANNELS,
     HEAD_PREFIX,
     IMAGENET_SOURCE,
     STAGES,
-    STEM_CHANNELS,
     EfficientNetLite0,
     lite0_weights_path,
     same_padding,
@@ -68,13 +67,13 @@ from nbhelpers.models.pretrained import load_backbone
 from nbhelpers.models.registry import register_model
 from nbhelpers.models.spec import RunSpec
 
-__all__ = ["SamePaddingBcosConv2d", "BcosMobileInvertedBottleneck", "BcosEfficientNetLite0", "bcosify_state_dict",
+__all__ = ["SamePaddingBcosConv2d", "same_padding_bcos_conv", "BcosEfficientNetLite0", "bcosify_state_dict",
            "stem_weight_for_encoding", "one_hot_binary_cross_entropy", "bcos_efficientnet_lite0"]
 
 DEAD_FILTER_NORM = 1e-6  # pretrained Lite0 has 1-10 filters per layer with norms of 0 to 5e-8
 NORM_EPSILON = 1e-5
 NORM_MOMENTUM = 0.1
-ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "identity": nn.Identity}
+ACTIVATIONS = {"relu": partial(nn.ReLU, inplace=True), "identity": nn.Identity}
 
 
 def one_hot_binary_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -99,84 +98,35 @@ class SamePaddingBcosConv2d(BcosConv2d):
         return super().forward(functional.pad(x, same_padding(x, self.kernel_size, self.stride)))
 
 
-class BcosMobileInvertedBottleneck(nn.Module):
-    """MBConv block of B-cos layers: 1x1 expand, depthwise, 1x1 project (no activation), residual sum."""
-
-    def __init__(self, in_channels: int, out_channels: int, expand_ratio: int, kernel_size: int, stride: int,
-                 b: float, activation: str) -> None:
-        super().__init__()
-        hidden_channels = in_channels * expand_ratio
-        self.has_expansion = expand_ratio != 1
-        if self.has_expansion:
-            self._expand_conv = BcosConv2d(in_channels, hidden_channels, kernel_size=1, b=b)
-            self._bn0 = uncentred_norm(hidden_channels)
-        self._depthwise_conv = SamePaddingBcosConv2d(hidden_channels, hidden_channels, kernel_size, stride=stride,
-                                                     groups=hidden_channels, b=b)
-        self._bn1 = uncentred_norm(hidden_channels)
-        self._project_conv = BcosConv2d(hidden_channels, out_channels, kernel_size=1, b=b)
-        self._bn2 = uncentred_norm(out_channels)
-        self.activation = ACTIVATIONS[activation]()
-        self.use_residual = stride == 1 and in_channels == out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x
-        if self.has_expansion:
-            out = self.activation(self._bn0(self._expand_conv(out)))
-        out = self.activation(self._bn1(self._depthwise_conv(out)))
-        out = self._bn2(self._project_conv(out))
-        return out + x if self.use_residual else out
+def same_padding_bcos_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
+                           b: float = 2.0) -> BcosConv2d:
+    """Lite0's convolution as a B-cos convolution (the ``conv_layer`` of the B-cos Lite0); depthwise ones
+    (``groups=channels``) normalise each channel's filter and patch on their own."""
+    if kernel_size == 1 and stride == 1:
+        return BcosConv2d(in_channels, out_channels, kernel_size=1, groups=groups, b=b)
+    return SamePaddingBcosConv2d(in_channels, out_channels, kernel_size, stride=stride, groups=groups, b=b)
 
 
-class BcosEfficientNetLite0(ImageClassificationBase):
+class BcosEfficientNetLite0(EfficientNetLite0):
     """B-cos EfficientNet-Lite0 on (N, 6, H, W) encoded images (a 3-channel batch in 0..1 is encoded).
 
-    ``b``: the B of every B-cos layer; ``activation``: ``"relu"`` or ``"identity"``; ``logit_bias``
-    None means ``-log(num_classes - 1)`` (0 for two classes); ``logit_temperature`` None means 1.
-    Raises ``ValueError`` for an unknown activation or an input with neither 3 nor 6 channels.
+    The Lite0 builder with B-cos layer types: ``same_padding_bcos_conv``, uncentred norms, ReLU (or
+    identity) and ``BcosHead``. ``b``: the B of every B-cos layer; ``activation``: ``"relu"`` or
+    ``"identity"``; ``logit_bias`` None means ``-log(num_classes - 1)`` (0 for two classes);
+    ``logit_temperature`` None means 1. Raises ``ValueError`` for an unknown activation or an input
+    with neither 3 nor 6 channels.
     """
 
     def __init__(self, num_classes: int = 2, b: float = 2.0, dropout: float = 0.2, activation: str = "relu",
                  logit_bias: float | None = None, logit_temperature: float | None = None) -> None:
-        super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {activation!r}")
         if logit_bias is None:
             logit_bias = -math.log(num_classes - 1) if num_classes > 2 else 0.0
+        super().__init__(num_classes, dropout, in_channels=6, conv_layer=partial(same_padding_bcos_conv, b=b),
+                         norm_layer=uncentred_norm, activation_layer=ACTIVATIONS[activation],
+                         head_layer=partial(BcosHead, b=b, logit_temperature=logit_temperature, logit_bias=logit_bias))
         self.b, self.logit_bias = float(b), float(logit_bias)
-        self._conv_stem = SamePaddingBcosConv2d(6, STEM_CHANNELS, kernel_size=3, stride=2, b=b)
-        self._bn0 = uncentred_norm(STEM_CHANNELS)
-        blocks, in_channels = [], STEM_CHANNELS
-        for expand_ratio, kernel_size, stride, out_channels, repeats in STAGES:
-            for index in range(repeats):
-                blocks.append(BcosMobileInvertedBottleneck(in_channels, out_channels, expand_ratio, kernel_size,
-                                                           stride if index == 0 else 1, b, activation))
-                in_channels = out_channels
-        self._blocks = nn.ModuleList(blocks)
-        self._conv_head = BcosConv2d(in_channels, HEAD_CHANNELS, kernel_size=1, b=b)
-        self._bn1 = uncentred_norm(HEAD_CHANNELS)
-        self.activation = ACTIVATIONS[activation]()
-        self._avg_pooling = nn.AdaptiveAvgPool2d(1)
-        self._dropout = nn.Dropout(dropout)
-        self._fc = BcosHead(HEAD_CHANNELS, num_classes, b=b, logit_temperature=logit_temperature,
-                            logit_bias=logit_bias)
-        self.pretrained_source: str | None = None
-
-    def conv_norm_pairs(self) -> list[tuple[str, str]]:
-        """(convolution, batch norm that follows it) module names, in network order."""
-        pairs = [("_conv_stem", "_bn0")]
-        for index, block in enumerate(self._blocks):
-            prefix = f"_blocks.{index}."
-            if block.has_expansion:
-                pairs.append((prefix + "_expand_conv", prefix + "_bn0"))
-            pairs += [(prefix + "_depthwise_conv", prefix + "_bn1"), (prefix + "_project_conv", prefix + "_bn2")]
-        return pairs + [("_conv_head", "_bn1")]
-
-    def extract_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Feature map after the head convolution, shape (N, 1280, H/32, W/32), from encoded (N, 6, H, W)."""
-        x = self.activation(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
-            x = block(x)
-        return self.activation(self._bn1(self._conv_head(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, num_classes) of encoded (N, 6, H, W) images, or of (N, 3, H, W) images in 0..1."""
@@ -184,8 +134,7 @@ class BcosEfficientNetLite0(ImageClassificationBase):
             x = bcos_encode(x)
         elif x.dim() != 4 or x.shape[1] != 6:
             raise ValueError(f"expected 6 encoded channels (or 3 to encode), got input of shape {tuple(x.shape)}")
-        features = self._avg_pooling(self.extract_features(x)).flatten(1)
-        return self._fc(self._dropout(features))
+        return super().forward(x)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Binary cross-entropy on one-hot targets (both B-cos papers); override for other losses."""

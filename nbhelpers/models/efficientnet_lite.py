@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import math
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -26,7 +27,8 @@ from nbhelpers.models.pretrained import load_backbone
 from nbhelpers.models.registry import register_model
 from nbhelpers.models.spec import RunSpec
 
-__all__ = ["EfficientNetLite0", "efficientnet_lite0", "lite0_weights_path", "same_padding"]
+__all__ = ["EfficientNetLite0", "MobileInvertedBottleneck", "SamePaddingConv2d", "efficientnet_lite0", "linear_head",
+           "lite0_weights_path", "relu6", "same_padding", "same_padding_conv"]
 
 # (expand ratio, kernel size, first stride, output channels, repeats) of each stage of B0 / Lite0.
 STAGES: tuple[tuple[int, int, int, int, int], ...] = (
@@ -73,23 +75,48 @@ def same_padding(x: torch.Tensor, kernel_size: tuple[int, int], stride: tuple[in
     return padding
 
 
-class MobileInvertedBottleneck(nn.Module):
-    """MBConv block without squeeze-and-excitation: 1x1 expand, depthwise conv, 1x1 project."""
+def same_padding_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                      groups: int = 1) -> nn.Conv2d:
+    """The plain Lite0 convolution (no bias): TensorFlow "same" padding where it pads, a bare 1x1 conv elsewhere."""
+    if kernel_size == 1 and stride == 1:
+        return nn.Conv2d(in_channels, out_channels, kernel_size=1, groups=groups, bias=False)
+    return SamePaddingConv2d(in_channels, out_channels, kernel_size, stride=stride, groups=groups)
 
-    def __init__(self, in_channels: int, out_channels: int, expand_ratio: int, kernel_size: int,
-                 stride: int) -> None:
+
+def relu6() -> nn.Module:
+    """Lite0's activation, ReLU6 (in place)."""
+    return nn.ReLU6(inplace=True)
+
+
+ConvLayer = Callable[..., nn.Module]  # (in_channels, out_channels, kernel_size, stride=1, groups=1) -> module
+NormLayer = Callable[[int], nn.Module]  # channels -> module
+ActivationLayer = Callable[[], nn.Module]
+HeadLayer = Callable[[int, int], nn.Module]  # (in_features, num_classes) -> module
+
+
+class MobileInvertedBottleneck(nn.Module):
+    """MBConv block without squeeze-and-excitation: 1x1 expand, depthwise conv, 1x1 project, residual sum.
+
+    The layer types are arguments (as timm's ``conv_layer``/``norm_layer``): the plain block by default,
+    the B-cos block with ``BcosConv2d`` and uncentred norms (``bcos_efficientnet_lite``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, expand_ratio: int, kernel_size: int, stride: int,
+                 conv_layer: ConvLayer = same_padding_conv, norm_layer: NormLayer | None = None,
+                 activation_layer: ActivationLayer = relu6) -> None:
         super().__init__()
+        norm_layer = norm_layer or batch_norm
         hidden_channels = in_channels * expand_ratio
         self.has_expansion = expand_ratio != 1
         if self.has_expansion:
-            self._expand_conv = nn.Conv2d(in_channels, hidden_channels, kernel_size=1, bias=False)
-            self._bn0 = batch_norm(hidden_channels)
-        self._depthwise_conv = SamePaddingConv2d(hidden_channels, hidden_channels, kernel_size, stride=stride,
-                                                 groups=hidden_channels)
-        self._bn1 = batch_norm(hidden_channels)
-        self._project_conv = nn.Conv2d(hidden_channels, out_channels, kernel_size=1, bias=False)
-        self._bn2 = batch_norm(out_channels)
-        self.activation = nn.ReLU6(inplace=True)
+            self._expand_conv = conv_layer(in_channels, hidden_channels, 1)
+            self._bn0 = norm_layer(hidden_channels)
+        self._depthwise_conv = conv_layer(hidden_channels, hidden_channels, kernel_size, stride=stride,
+                                          groups=hidden_channels)
+        self._bn1 = norm_layer(hidden_channels)
+        self._project_conv = conv_layer(hidden_channels, out_channels, 1)
+        self._bn2 = norm_layer(out_channels)
+        self.activation = activation_layer()
         self.use_residual = stride == 1 and in_channels == out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,27 +128,40 @@ class MobileInvertedBottleneck(nn.Module):
         return out + x if self.use_residual else out
 
 
-class EfficientNetLite0(ImageClassificationBase):
-    """EfficientNet-Lite0 classifier (about 3.4 M parameters without the head)."""
+def linear_head(in_features: int, num_classes: int) -> nn.Linear:
+    """Lite0's classifier: one linear layer with bias."""
+    return nn.Linear(in_features, num_classes)
 
-    def __init__(self, num_classes: int = 2, dropout: float = 0.2) -> None:
+
+class EfficientNetLite0(ImageClassificationBase):
+    """EfficientNet-Lite0 classifier (about 3.4 M parameters without the head) on (N, in_channels, H, W).
+
+    ``conv_layer``, ``norm_layer``, ``activation_layer`` and ``head_layer`` (see the type aliases) build
+    every layer, so one builder serves the plain network and its B-cos form (``BcosEfficientNetLite0``).
+    """
+
+    def __init__(self, num_classes: int = 2, dropout: float = 0.2, in_channels: int = 3,
+                 conv_layer: ConvLayer = same_padding_conv, norm_layer: NormLayer | None = None,
+                 activation_layer: ActivationLayer = relu6, head_layer: HeadLayer = linear_head) -> None:
         super().__init__()
-        self._conv_stem = SamePaddingConv2d(3, STEM_CHANNELS, kernel_size=3, stride=2)
-        self._bn0 = batch_norm(STEM_CHANNELS)
+        norm_layer = norm_layer or batch_norm
+        self._conv_stem = conv_layer(in_channels, STEM_CHANNELS, 3, stride=2)
+        self._bn0 = norm_layer(STEM_CHANNELS)
         blocks = []
-        in_channels = STEM_CHANNELS
+        channels = STEM_CHANNELS
         for expand_ratio, kernel_size, stride, out_channels, repeats in STAGES:
             for index in range(repeats):
-                blocks.append(MobileInvertedBottleneck(in_channels, out_channels, expand_ratio, kernel_size,
-                                                       stride if index == 0 else 1))
-                in_channels = out_channels
+                blocks.append(MobileInvertedBottleneck(channels, out_channels, expand_ratio, kernel_size,
+                                                       stride if index == 0 else 1, conv_layer, norm_layer,
+                                                       activation_layer))
+                channels = out_channels
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = nn.Conv2d(in_channels, HEAD_CHANNELS, kernel_size=1, bias=False)
-        self._bn1 = batch_norm(HEAD_CHANNELS)
-        self.activation = nn.ReLU6(inplace=True)
+        self._conv_head = conv_layer(channels, HEAD_CHANNELS, 1)
+        self._bn1 = norm_layer(HEAD_CHANNELS)
+        self.activation = activation_layer()
         self._avg_pooling = nn.AdaptiveAvgPool2d(1)
         self._dropout = nn.Dropout(dropout)
-        self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
+        self._fc = head_layer(HEAD_CHANNELS, num_classes)
         self.pretrained_source: str | None = None
         self._initialise()
 
@@ -134,7 +174,18 @@ class EfficientNetLite0(ImageClassificationBase):
                 nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, std=0.01)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def conv_norm_pairs(self) -> list[tuple[str, str]]:
+        """(convolution, batch norm that follows it) module names, in network order."""
+        pairs = [("_conv_stem", "_bn0")]
+        for index, block in enumerate(self._blocks):
+            prefix = f"_blocks.{index}."
+            if block.has_expansion:
+                pairs.append((prefix + "_expand_conv", prefix + "_bn0"))
+            pairs += [(prefix + "_depthwise_conv", prefix + "_bn1"), (prefix + "_project_conv", prefix + "_bn2")]
+        return pairs + [("_conv_head", "_bn1")]
 
     def extract_features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature map after the head convolution, shape (N, 1280, H/32, W/32)."""
@@ -144,7 +195,7 @@ class EfficientNetLite0(ImageClassificationBase):
         return self.activation(self._bn1(self._conv_head(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of shape (N, num_classes) for images of shape (N, 3, H, W)."""
+        """Logits of shape (N, num_classes) for images of shape (N, in_channels, H, W)."""
         features = self._avg_pooling(self.extract_features(x)).flatten(1)
         return self._fc(self._dropout(features))
 
