@@ -4,6 +4,13 @@
 Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
 
+from nbhelpers.predict.explanation_images import (
+    BACKDROP,
+    bcos_image,
+    heat_image,
+    explanation_image,
+    write_explanation_image,
+)
 from nbhelpers.predict.faces import (
     DetectedFace,
     FaceDetector,
@@ -50,12 +57,18 @@ from nbhelpers.predict.upload_app import (
     result_html,
     predict_uploads,
     read_uploads,
+    default_method,
     UploadApp,
     MAX_UPLOAD_MB,
 )
 from nbhelpers.predict.wide_photos import wide_photo, example_uploads, wide_photo_accuracy, textured_background
 
 __all__ = [
+    "BACKDROP",
+    "bcos_image",
+    "heat_image",
+    "explanation_image",
+    "write_explanation_image",
     "DetectedFace",
     "FaceDetector",
     "add_detector_arguments",
@@ -103,6 +116,7 @@ __all__ = [
     "result_html",
     "predict_uploads",
     "read_uploads",
+    "default_method",
     "UploadApp",
     "MAX_UPLOAD_MB",
     "wide_photo",

@@ -27,6 +27,8 @@ import torch
 from PIL import Image
 
 from nbhelpers.data.images import ImageLoadError, load_rgb
+from nbhelpers.explain.base import is_bcos_model
+from nbhelpers.explain.bcos import explain as bcos_explain
 from nbhelpers.explain.explainers import create_explainer
 from nbhelpers.models import RunSpec, flip_averaged_probabilities
 from nbhelpers.predict.faces import DetectedFace, FaceDetector, centre_crop
@@ -112,20 +114,33 @@ class Predictor:
 
     def classify(self, chips: np.ndarray, explain: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 faces (N, H, W, 3) -> probabilities (N, classes) and, with ``explain`` (an explainer name,
-        e.g. ``"bcos"``, ``"gradcam"``), float32 maps (N, size, size) of the evidence for the predicted class."""
+        e.g. ``"bcos"``, ``"gradcam"``), float32 maps (N, size, size) of the evidence for the predicted class.
+        Raises ``ValueError`` for a method that does not apply to the model (``bcos`` on a black-box model)."""
+        probabilities, maps, _ = self.classify_explained(chips, explain)
+        return probabilities, maps
+
+    def classify_explained(self, chips: np.ndarray, explain: str | None = None
+                           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``classify``, and for the ``bcos`` method of a B-cos model also the colour explanations: float32
+        RGBA (N, size, size, 4) in 0..1 from the same pass (``nbhelpers.explain.bcos.explain``: the
+        contribution maps and W(x) of one forward and backward pass); None for every other method."""
         if len(chips) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32), None
+            return np.zeros((0, len(self.classes)), dtype=np.float32), None, None
         inputs, model = self.trained.preprocess(chips), self.trained.model
-        maps, probabilities = None, None
-        if explain:
+        maps, probabilities, colour = None, None, None
+        if explain == "bcos" and is_bcos_model(model):
+            explanation = bcos_explain(model, inputs)  # the bcos explainer's maps, with the colour image kept
+            probabilities, maps = explanation.probabilities, explanation.contributions.float().cpu().numpy()
+            colour = explanation.colour.float().cpu().numpy()
+        elif explain:
             with create_explainer(explain, model) as explainer:
                 attribution = explainer(inputs)
             probabilities, maps = attribution.probabilities, attribution.maps.cpu().numpy()
         probabilities = flip_averaged_probabilities(model, inputs, self.flip_tta, probabilities)
-        return probabilities.float().cpu().numpy(), maps
+        return probabilities.float().cpu().numpy(), maps, colour
 
     def _face_results(self, faces: Sequence[DetectedFace], probabilities: np.ndarray, maps: np.ndarray | None,
-                      explain: str | None, keep_chips: bool) -> list[FaceResult]:
+                      colour: np.ndarray | None, explain: str | None, keep_chips: bool) -> list[FaceResult]:
         results = []
         for index, face in enumerate(faces):
             row = probabilities[index]
@@ -133,15 +148,17 @@ class Predictor:
             results.append(FaceResult(
                 tuple(int(value) for value in face.box), dict(zip(self.classes, map(float, row))),
                 self.classes[int(row.argmax())], uncertain, face.detector, face.search, face.score,
-                face.chip if keep_chips else None, None if maps is None else maps[index], explain or ""))
+                face.chip if keep_chips else None, None if maps is None else maps[index], explain or "",
+                explanation_image=None if colour is None else colour[index]))
         return results
 
     def _finish(self, pending: list[_Found], explain: str | None, keep_chips: bool) -> Iterator[PhotoResult]:
         """Classify the faces of ``pending`` inputs in one batch and yield their results in order."""
         faces = [face for found in pending for face in found.faces]
-        probabilities, maps = self.classify(np.stack([face.chip for face in faces]) if faces else
-                                            np.zeros((0, self.chip_size, self.chip_size, 3), np.uint8), explain)
-        results = self._face_results(faces, probabilities, maps, explain, keep_chips)
+        chips = np.stack([face.chip for face in faces]) if faces else np.zeros((0, self.chip_size, self.chip_size, 3),
+                                                                              np.uint8)
+        probabilities, maps, colour = self.classify_explained(chips, explain)
+        results = self._face_results(faces, probabilities, maps, colour, explain, keep_chips)
         start = 0
         for found in pending:
             count = len(found.faces)
@@ -153,7 +170,8 @@ class Predictor:
                        progress: bool = False) -> Iterator[PhotoResult]:
         """One ``PhotoResult`` per ``(name, image)`` item, in order (see the module docstring).
 
-        ``explain``: also compute each face's explanation map (``FaceResult.attribution``); ``keep_chips``:
+        ``explain``: also compute each face's explanation map (``FaceResult.attribution``; for ``bcos`` also
+        its colour explanation, ``FaceResult.explanation_image``); ``keep_chips``:
         keep the aligned faces; ``keep_photo``: keep the decoded photos. Faces of consecutive inputs are
         classified ``batch_size`` at a time; results are yielded as their batch finishes."""
         pending: list[_Found] = []

@@ -28,7 +28,10 @@ class FaceResult:
     ``search``: what found the face (``centre`` when detection was off) and ``score`` that search's score; a face
     from a permissive search is always uncertain; ``chip``: the aligned uint8 face
     (H, W, 3), kept on request; ``attribution``: a float32 (h, w) explanation map at the model's input size
-    (positive = evidence for ``predicted``), with its ``explanation_method``.
+    (positive = evidence for ``predicted``), with its ``explanation_method``; ``explanation_image``: for the
+    ``bcos`` method, the B-cos colour explanation of the dynamic weights W(x), float32 RGBA (h, w, 4) in 0..1
+    (``nbhelpers.explain.bcos.colour_explanation``; not serialised); ``explanation_file``: where a front end
+    wrote the rendered explanation (``nbhelpers.predict.explanation_images``).
     """
 
     box: Box
@@ -42,6 +45,7 @@ class FaceResult:
     attribution: np.ndarray | None = field(default=None, repr=False, compare=False)
     explanation_method: str = ""
     explanation_file: str = ""  # where a front end wrote the explanation image, if it did
+    explanation_image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:

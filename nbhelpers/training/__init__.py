@@ -38,9 +38,11 @@ from nbhelpers.training.result import SplitPredictions, TrainedModel, TrainingRe
 from nbhelpers.training.run import run_training, MODEL_FILE
 from nbhelpers.training.runs import (
     INDEX_NAME,
+    DEFAULT_MODELS,
     read_index,
     record_run,
     find_run,
+    default_run,
     trained_checkpoints,
     load_run,
     load_trained_models,
@@ -87,9 +89,11 @@ __all__ = [
     "run_training",
     "MODEL_FILE",
     "INDEX_NAME",
+    "DEFAULT_MODELS",
     "read_index",
     "record_run",
     "find_run",
+    "default_run",
     "trained_checkpoints",
     "load_run",
     "load_trained_models",

@@ -5,6 +5,10 @@
 Each entry names the run folder, the model, the variant (the ``balance`` grouping, '' for plain runs),
 the checkpoint whose weights were evaluated (``model.pt``), the input size and pipeline, and the val and
 test accuracy. Looking a model up returns its newest plain run. Writes are atomic.
+
+``default_run`` is the suite's default run, the one fact every front end (the prediction command line, the
+upload page) uses when no run is named: the newest plain run of the first model of ``DEFAULT_MODELS`` that
+has one, else the newest plain run of any model.
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ from nbhelpers.training.result import TrainedModel, TrainingResult
 from nbhelpers.utils.atomic import atomic_write_json
 from nbhelpers.utils.device import get_default_device
 
-__all__ = ["INDEX_NAME", "read_index", "record_run", "find_run", "trained_checkpoints", "load_run",
-           "load_trained_models", "split_faces"]
+__all__ = ["INDEX_NAME", "DEFAULT_MODELS", "read_index", "record_run", "find_run", "default_run", "trained_checkpoints",
+           "load_run", "load_trained_models", "split_faces"]
 
 INDEX_NAME = "runs.json"
+# the suite's default model, in order of preference: the inherently interpretable B-cos EfficientNet-Lite0,
+# else its black-box counterpart
+DEFAULT_MODELS = ("bcos_efficientnet_lite0", "efficientnet_lite0")
 
 
 def read_index(checkpoint_dir: str | Path) -> list[dict[str, Any]]:
@@ -69,6 +76,24 @@ def find_run(checkpoint_dir: str | Path, model: str | None = None, run_id: str |
                                 f"{sorted({run['model'] for run in runs})}); train it first (notebooks 03-05 or "
                                 f"python -m nbhelpers.train --model {model or '<name>'})")
     return {**found[-1], "checkpoint": str(Path(checkpoint_dir) / found[-1]["checkpoint"])}
+
+
+def default_run(checkpoint_dir: str | Path) -> dict[str, Any]:
+    """The ``find_run`` entry (checkpoint absolute) of the suite's default run: the newest plain run of the
+    first model of ``DEFAULT_MODELS`` that has one, else the newest plain run of any model.
+
+    Raises ``FileNotFoundError`` naming the index and the fix when no plain run is recorded (``ValueError``
+    for an unreadable index)."""
+    plain = [run for run in read_index(checkpoint_dir) if not run.get("variant")]
+    if not plain:
+        raise FileNotFoundError(f"{Path(checkpoint_dir) / INDEX_NAME}: no trained run recorded; train one with "
+                                f"`make reports` or `python -m nbhelpers.train --model {DEFAULT_MODELS[0]}`, or pass "
+                                "--checkpoint <model.pt>")
+    models = {run["model"] for run in plain}
+    preferred = next((model for model in DEFAULT_MODELS if model in models), None)
+    if preferred is not None:
+        return find_run(checkpoint_dir, preferred)
+    return find_run(checkpoint_dir, run_id=plain[-1]["run_id"])
 
 
 def trained_checkpoints(checkpoint_dir: str | Path) -> dict[str, Path]:
