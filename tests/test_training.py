@@ -15,7 +15,7 @@ from nbhelpers.training.checkpoint import (
 )
 from nbhelpers.training.evaluation import classification_metrics
 from nbhelpers.models.base import ImageClassificationBase
-from nbhelpers.training.fit import EarlyStopping, evaluate, fit_one_cycle
+from nbhelpers.training.fit import EarlyStopping, evaluate, fit_one_cycle, parameter_groups
 from tests.conftest import ROOT
 from tests.training_helpers import EpochLoader, TinyNet, loaders
 
@@ -33,6 +33,23 @@ def test_fit_one_cycle_learns_and_logs_every_batch():
     peak = int(np.argmax(lrs))
     assert lrs[peak] == pytest.approx(0.01, rel=0.05) and 0.15 < peak / len(lrs) < 0.45
     assert lrs[-1] < 0.01 * 1e-3 and lrs[0] < 0.01 / 20
+
+
+def test_head_learning_rate_scale_gives_the_head_its_own_one_cycle_peak():
+    torch.manual_seed(0)
+    model = TinyNet()
+    groups = parameter_groups(model, 0.01, ("layers.4.", 10.0))
+    assert [group["lr"] for group in groups] == [0.01, pytest.approx(0.1)]
+    assert {id(parameter) for parameter in groups[1]["params"]} == {id(parameter) for parameter in model.layers[4].parameters()}
+    assert len(parameter_groups(model, 0.01, ("layers.4.", 1.0))) == 1
+    with pytest.raises(ValueError, match="head prefix 'fc.'"):
+        parameter_groups(model, 0.01, ("fc.", 10.0))
+    train, val = loaders()
+    before = model.layers[1].weight.detach().clone(), model.layers[4].weight.detach().clone()
+    fit_one_cycle(1, 0.001, model, train, val, device=DEVICE, progress=False, verbose=False, head=("layers.4.", 100.0))
+    body_change = (model.layers[1].weight - before[0]).abs().max()
+    head_change = (model.layers[4].weight - before[1]).abs().max()
+    assert head_change > 10 * body_change  # Adam steps scale with the group's rate
 
 
 def test_early_stopping_stops_and_restores_best_weights():

@@ -24,7 +24,7 @@ from nbhelpers.training.config import (
     set_seed,
 )
 from nbhelpers.training.evaluation import predict_probabilities, predict_faces, classification_metrics
-from nbhelpers.training.fit import EarlyStopping, evaluate, fit_one_cycle, is_main_process
+from nbhelpers.training.fit import EarlyStopping, evaluate, fit_one_cycle, is_main_process, parameter_groups
 from nbhelpers.training.peer_comparison import compare_with_peer, compare_run_with_peer
 from nbhelpers.training.plots import (
     plot_history,
@@ -73,6 +73,7 @@ __all__ = [
     "evaluate",
     "fit_one_cycle",
     "is_main_process",
+    "parameter_groups",
     "compare_with_peer",
     "compare_run_with_peer",
     "plot_history",

@@ -46,6 +46,8 @@ class TrainConfig:
     epochs: int = _help("training epochs (one-cycle schedule over all of them)", 4)
     batch_size: int = _help("batch size per process", 128)
     max_lr: float = _help("peak learning rate of the one-cycle schedule", 0.01)
+    head_lr_scale: float = _help("peak learning rate of the classifier head as a multiple of max_lr (discriminative "
+                                 "fine-tuning, Howard and Ruder 2018; 1: one rate for all)", 1.0)
     weight_decay: float = _help("optimizer weight decay", 1e-4)
     grad_clip: float = _help("clip gradients to this absolute value (0: off)", 0.1)
     optimizer: str = _help(f"optimizer: {', '.join(OPTIMIZERS)}", "adam")
@@ -104,6 +106,8 @@ def run_directory(config: TrainConfig) -> Path | None:
     for added in ("balance", "label_smoothing", "augment"):
         if not settings[added]:
             del settings[added]  # runs without it keep the names they had before the field existed
+    if settings["head_lr_scale"] == 1.0:
+        del settings["head_lr_scale"]
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return Path(config.checkpoint_dir) / f"{config.model}-{digest}"
 

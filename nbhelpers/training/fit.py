@@ -29,7 +29,7 @@ from nbhelpers.training.checkpoint import (
 from nbhelpers.utils.device import get_default_device, to_device
 from nbhelpers.utils.progress import progress_bar
 
-__all__ = ["EarlyStopping", "evaluate", "fit_one_cycle", "is_main_process"]
+__all__ = ["EarlyStopping", "evaluate", "fit_one_cycle", "is_main_process", "parameter_groups"]
 
 
 def is_main_process() -> bool:
@@ -186,9 +186,24 @@ class _Trainer:
             save_checkpoint(checkpoint_dir / "best.pt", {**payload, "early_stopping": None})
 
 
+def parameter_groups(model: torch.nn.Module, max_lr: float, head: tuple[str, float] | None = None) -> list[dict[str, Any]]:
+    """Optimizer parameter groups, each with its peak ``lr``: one group at ``max_lr``, or with ``head`` =
+    (parameter-name prefix, scale) the backbone at ``max_lr`` and the head at ``scale * max_lr``
+    (discriminative fine-tuning, Howard and Ruder, ACL 2018). Raises ``ValueError`` if no parameter has the prefix."""
+    parameters = [(name, parameter) for name, parameter in model.named_parameters() if parameter.requires_grad]
+    if head is None or head[1] == 1.0:
+        return [{"params": [parameter for _, parameter in parameters], "lr": max_lr}]
+    prefix, scale = head
+    in_head = [parameter for name, parameter in parameters if name.startswith(prefix)]
+    if not in_head:
+        raise ValueError(f"no parameter of {type(model).__name__} starts with the head prefix {prefix!r}")
+    rest = [parameter for name, parameter in parameters if not name.startswith(prefix)]
+    return [{"params": rest, "lr": max_lr}, {"params": in_head, "lr": scale * max_lr}]
+
+
 def _trainer(model: ImageClassificationBase, steps_per_epoch: int, epochs: int, max_lr: float, weight_decay: float,
              grad_clip: float | None, opt_func: Callable[..., torch.optim.Optimizer], device: torch.device,
-             channels_last: bool, progress: bool) -> _Trainer:
+             channels_last: bool, progress: bool, head: tuple[str, float] | None = None) -> _Trainer:
     """Move (and with ``channels_last`` convert) the model, wrap it for DDP, build optimizer, schedule and scaler."""
     model.to(device)
     if channels_last:
@@ -196,8 +211,10 @@ def _trainer(model: ImageClassificationBase, steps_per_epoch: int, epochs: int, 
     forward = model
     if distributed.is_initialized():
         forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = opt_func(model.parameters(), max_lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    groups = parameter_groups(model, max_lr, head)
+    optimizer = opt_func(groups, max_lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, [group["lr"] for group in groups], epochs=epochs,
+                                                    steps_per_epoch=steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
     return _Trainer(model, forward, optimizer, scheduler, scaler, device, grad_clip, channels_last, progress)
 
@@ -230,11 +247,13 @@ def fit_one_cycle(epochs: int, max_lr: float, model: ImageClassificationBase, tr
                   opt_func: Callable[..., torch.optim.Optimizer] = torch.optim.Adam, *,
                   early_stopping: EarlyStopping | None = None, checkpoint_dir: str | Path | None = None,
                   metadata: dict[str, Any] | None = None, resume: bool = True, device: torch.device | None = None,
-                  progress: bool = True, verbose: bool = True, channels_last: bool | None = None) -> list[dict[str, Any]]:
+                  progress: bool = True, verbose: bool = True, channels_last: bool | None = None,
+                  head: tuple[str, float] | None = None) -> list[dict[str, Any]]:
     """Train with a one-cycle schedule stepped every batch; return one result dict per epoch.
 
     Each result has ``train_loss``, ``val_loss``, ``val_acc`` and ``lrs`` (the learning rate of
-    every batch). With ``checkpoint_dir``, ``last.pt`` is saved after every epoch and ``best.pt``
+    every batch). ``head`` = (parameter-name prefix, scale) gives the classifier head a peak rate of
+    ``scale * max_lr`` (``parameter_groups``). With ``checkpoint_dir``, ``last.pt`` is saved after every epoch and ``best.pt``
     when the monitored metric improves; a later call with ``resume=True`` continues from ``last.pt``.
     ``channels_last`` (``None``: on for CUDA and CPU) converts the model's 4-D weights and every 4-D
     input batch to channels-last memory format; the model is left in it. Its checkpoints load into
@@ -245,7 +264,7 @@ def fit_one_cycle(epochs: int, max_lr: float, model: ImageClassificationBase, tr
     device = device or get_default_device()
     show = progress and is_main_process()
     trainer = _trainer(model, len(train_dl), epochs, max_lr, weight_decay, grad_clip, opt_func, device,
-                       _use_channels_last(channels_last, device), show)
+                       _use_channels_last(channels_last, device), show, head)
     tracker = early_stopping or EarlyStopping(patience=epochs + 1)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
     start_epoch, history = 0, []

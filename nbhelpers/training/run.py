@@ -138,7 +138,8 @@ def run_training(config: TrainConfig, progress: bool = True) -> TrainingResult:
                             config.grad_clip or None, lookup(OPTIMIZERS, "optimizer", config.optimizer),
                             early_stopping=EarlyStopping(patience=config.patience) if config.patience else None,
                             checkpoint_dir=run_directory(config), metadata=model.spec.to_dict(), device=device,
-                            progress=progress and is_main_process(), verbose=is_main_process())
+                            progress=progress and is_main_process(), verbose=is_main_process(),
+                            head=(model.spec.classifier, config.head_lr_scale))
     result = TrainingResult(TrainedModel(model), history=history, cache=cache)
     _evaluate_splits(result, eval_transform, config, device, progress)
     result.seconds = time.perf_counter() - start
