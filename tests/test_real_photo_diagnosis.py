@@ -182,6 +182,10 @@ def test_whole_diagnosis_on_generated_photos(tmp_path, capsys):
     assert np.allclose(explained[list(REGIONS)].sum(axis=1), 1)
     matched = shares[(shares["source"] == REFERENCE_SOURCE) & (shares["explanation"] == AREA_EXPLANATION)]
     assert sorted(matched["gender"]) == ["female", "female", "male"]  # 20-29 women (Asian) x2, 20-29 men (White) x1
+    real = shares[(shares["source"] == REAL_SOURCE) & (shares["explanation"] == AREA_EXPLANATION)]
+    assert real.groupby("gender")["matched"].sum().to_dict() == {"female": 2, "male": 1}
+    versus = diagnosis.regions["real_vs_reference"].set_index(["explanation", "gender", "region"])
+    assert versus.loc[(AREA_EXPLANATION, "female", "hair"), "first_count"] == 2  # only the partnered real women
     assert len(diagnosis.perturbations) == 3 * len(PERTURBATIONS)
     women = diagnosis.frame[diagnosis.frame["gender"] == "female"]
     wrong = int((women["predicted"] == "male").sum())

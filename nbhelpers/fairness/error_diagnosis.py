@@ -137,12 +137,15 @@ def region_comparisons(shares: pd.DataFrame, reference: str, bootstrap: int = 10
     ``explanation``, ``source``, ``gender`` and ``called``, the explained model's answer):
 
     ``means``: ``region_summary`` by explanation, source and gender; ``real_vs_reference``: mean share of the
-    other sources minus ``reference`` (e.g. "UTKFace test") by explanation and gender (``region_difference``);
+    other source minus ``reference`` (e.g. "UTKFace test") by explanation and gender (``region_difference``), on
+    the rows whose optional boolean ``matched`` column is true (faces with a partner in the other source);
     ``called_male_vs_female``: among women of the other sources, those called "male" minus those called
     "female", by explanation. Shares are fractions of the positive attribution (sum 1 over ``REGIONS``)."""
     means = region_summary(shares, ["explanation", "source", "gender"], REGIONS, bootstrap, seed)
     others = [source for source in shares["source"].unique() if source != reference]
     pairs = shares[shares["source"].isin([reference, *others[:1]])]
+    if "matched" in pairs:
+        pairs = pairs[pairs["matched"].astype(bool)]
     versus = region_difference(pairs, "source", others[0], reference, ["explanation", "gender"], REGIONS, bootstrap,
                                seed) if others else pd.DataFrame()
     answered = shares["called"].isin(["male", "female"])  # the area rows have no answer

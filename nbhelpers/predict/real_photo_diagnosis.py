@@ -66,7 +66,7 @@ class RealPhotoDiagnosis:
     ``face_width_share``, ``QUALITY_COLUMNS`` and ``<measure>_band``; NaN without a face); ``chips``: uint8
     (M, H, W, 3) central faces of the M photos with one, at ``chip_rows`` (int (M,)) of ``frame``; ``errors``
     (``misclassification_table``), ``quality`` (``quality_comparison``), ``shares`` (per face and explanation:
-    region shares, ``p_male``, ``called``), ``regions`` (``region_comparisons``) and ``perturbations``
+    region shares, ``p_male``, ``called``, ``matched``), ``regions`` (``region_comparisons``) and ``perturbations``
     (``perturbation_table``) once ``diagnose_real_photos`` filled them."""
 
     model: str
@@ -214,16 +214,17 @@ def region_shares(explanations: Sequence[tuple[str, TrainedModel, str]],
 
 
 def _reference(diagnosis: RealPhotoDiagnosis, faces: np.ndarray, frame: pd.DataFrame,
-               seed: int) -> tuple[np.ndarray, list[str]]:
-    """Reference faces matched one to one to the real faces on the ``MATCH_COLUMNS`` both frames have."""
+               seed: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Reference faces matched one to one to the real faces on the ``MATCH_COLUMNS`` both frames have: their
+    chips, genders, and per real face whether it got a partner (bool (M,))."""
     real = diagnosis.frame.iloc[diagnosis.chip_rows].reset_index(drop=True)
     reference = frame.reset_index(drop=True)
     if "race" in real and "race" in reference and set(reference["race"].dropna()) <= {*UTKFACE_RACES, "unknown"}:
         real["race"] = real["race"].map(lambda race: FAIRFACE_TO_UTKFACE_RACE.get(str(race).strip(), "unknown"))
     columns = [column for column in MATCH_COLUMNS if column in real and column in reference]
     positions = matched_rows(real, reference, columns, seed)
-    positions = positions[positions >= 0]
-    return faces[positions], reference["gender"].iloc[positions].tolist()
+    kept = positions[positions >= 0]
+    return faces[kept], reference["gender"].iloc[kept].tolist(), positions >= 0
 
 
 def diagnose_real_photos(photos_dir: str | Path, checkpoint_dir: str | Path, model: str, bcos_model: str,
@@ -251,9 +252,13 @@ def diagnose_real_photos(photos_dir: str | Path, checkpoint_dir: str | Path, mod
     genders = frame["gender"].iloc[diagnosis.chip_rows].tolist()
     explanations = [(f"{diagnosis.model} gradcam", predictor.trained, "gradcam")]
     explanations += [(f"{bcos.name} bcos", bcos, "bcos")] if bcos is not None else []
-    sources = {REAL_SOURCE: (diagnosis.chips, genders),
-               REFERENCE_SOURCE: _reference(diagnosis, reference_faces, reference_frame, seed)}
+    *reference, partnered = _reference(diagnosis, reference_faces, reference_frame, seed)
+    sources = {REAL_SOURCE: (diagnosis.chips, genders), REFERENCE_SOURCE: tuple(reference)}
     diagnosis.shares = region_shares(explanations, sources, landmark_source)
+    if len(diagnosis.shares):  # the real faces without a reference partner stay out of the real-vs-reference gaps
+        real = (diagnosis.shares["source"] == REAL_SOURCE).to_numpy()
+        diagnosis.shares["matched"] = True
+        diagnosis.shares.loc[real, "matched"] = partnered[diagnosis.shares.loc[real, "face"].to_numpy()]
     if len(diagnosis.shares):
         diagnosis.regions = region_comparisons(diagnosis.shares, REFERENCE_SOURCE, bootstrap, seed)
     if len(diagnosis.chips):
