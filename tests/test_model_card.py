@@ -1,6 +1,11 @@
 """The model card is written from the report's figures and says what it cannot know."""
 
-from nbhelpers.reporting.model_card import best_run, model_card, write_model_card
+import json
+import os
+
+import pandas as pd
+
+from nbhelpers.reporting.model_card import best_run, model_card, real_photo_coverage, write_model_card
 from nbhelpers.reporting.reports import update_summary, write_index
 
 
@@ -26,3 +31,40 @@ def test_card_reports_the_best_run_real_photos_and_groups(tmp_path):
     assert "77.0% (95% CI 72.0%-82.0%; female 70.0%, male 84.0%)" in text and "0.83" in text and "55.0%" in text
     page = write_index(tmp_path, [], "default").read_text()
     assert 'href="model_card.md"' in page
+
+
+def write_photos(folder, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=["file", "gender", "detected", "label", "correct"]).to_csv(folder / "photos.csv", index=False)
+
+
+def test_card_states_real_photo_coverage_per_gender_and_says_when_women_are_answered_less(tmp_path):
+    update_summary(tmp_path, "04", {"efficientnet_lite0": {"test_accuracy": 0.94}})
+    update_summary(tmp_path, "08_predict", {"model": "efficientnet_lite0"})
+    assert real_photo_coverage(tmp_path) is None and "*uncertain* rule on real photos" not in model_card(tmp_path)
+    folder = tmp_path / "real_photos"
+    write_photos(folder, [("a", "female", True, "uncertain", True), ("b", "female", True, "female", True),
+                          ("c", "female", True, "male", False), ("d", "female", True, "female", True),
+                          ("e", "female", False, "", False), ("f", "male", True, "male", True),
+                          ("g", "male", True, "male", True), ("h", "male", True, "uncertain", False)])
+    coverage = real_photo_coverage(tmp_path)
+    assert coverage["female"]["with_face"] == 4 and coverage["female"]["coverage"] == 0.75
+    assert coverage["female"]["accuracy_answered"] == 2 / 3 and coverage["male"]["accuracy_answered"] == 1.0
+    text = model_card(tmp_path)
+    assert "it answers 75% of the women (3 of 4 photos with a face) and 67% of the men (2 of 3)" in text
+    assert "accuracy when answered 67% for women and 100% for men" in text and "(`efficientnet_lite0`)" in text
+    assert "It answers women at least as often as men." in text
+    audit = {"coverage": [
+        {"grouping": "gender", "group": "female", "with_face": 130, "answered": 97, "coverage": 0.746,
+         "coverage_low": 0.67, "coverage_high": 0.82, "accuracy_answered": 0.85, "accuracy_answered_low": 0.78,
+         "accuracy_answered_high": 0.92},
+        {"grouping": "gender", "group": "male", "with_face": 135, "answered": 105, "coverage": 0.778,
+         "coverage_low": 0.70, "coverage_high": 0.85, "accuracy_answered": 0.92, "accuracy_answered_low": 0.87,
+         "accuracy_answered_high": 0.97}]}
+    (folder / "audit.json").write_text(json.dumps(audit))
+    text = model_card(tmp_path)
+    assert "it answers 75% (95% CI 67-82%) of the women (97 of 130 photos with a face)" in text
+    assert "78% (95% CI 70-85%) of the men (105 of 135)" in text and "It answers women less often than men." in text
+    old = (folder / "audit.json").stat().st_mtime - 60
+    os.utime(folder / "audit.json", (old, old))  # photos.csv written after the audit: the audit is stale
+    assert real_photo_coverage(tmp_path)["female"]["with_face"] == 4

@@ -1,6 +1,7 @@
 """Fairness: per-group metrics with bootstrap intervals, calibration, the bias study, the
 group-balanced mitigation experiment, apparent skin tone (ITA), the intersectional audit, and the diagnosis of
-errors: attribution by face region (dlib 68-point landmarks) and controlled image changes.
+errors: attribution by face region (dlib 68-point landmarks), controlled image changes, image quality and error
+tables.
 
 Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
@@ -28,6 +29,17 @@ from nbhelpers.fairness.calibration import (
     expected_calibration_error,
     reliability_curve,
     reliability_by_group,
+)
+from nbhelpers.fairness.error_diagnosis import (
+    QUALITY_SIDE,
+    QUALITY_COLUMNS,
+    BANDS,
+    chip_quality,
+    quality_bands,
+    misclassification_table,
+    quality_comparison,
+    matched_rows,
+    region_comparisons,
 )
 from nbhelpers.fairness.face_regions import (
     REGIONS,
@@ -117,6 +129,15 @@ __all__ = [
     "expected_calibration_error",
     "reliability_curve",
     "reliability_by_group",
+    "QUALITY_SIDE",
+    "QUALITY_COLUMNS",
+    "BANDS",
+    "chip_quality",
+    "quality_bands",
+    "misclassification_table",
+    "quality_comparison",
+    "matched_rows",
+    "region_comparisons",
     "REGIONS",
     "LANDMARK_SOURCES",
     "FEATURE_MARGINS",

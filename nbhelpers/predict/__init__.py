@@ -1,5 +1,6 @@
 """Prediction on any photo: face detection and alignment, the predictor and its command line
-(``python -m nbhelpers.predict``), the upload widget, the Voila web page and the wide-photo check.
+(``python -m nbhelpers.predict``), the upload widget, the Voila web page, the wide-photo check and the
+diagnosis of real-photo errors.
 
 Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
@@ -39,6 +40,30 @@ from nbhelpers.predict.real_photos import (
     evaluate_and_write,
     evaluate_labelled_folder,
     LABELS_NAME,
+)
+from nbhelpers.predict.real_photo_diagnosis import (
+    REAL_SOURCE,
+    REFERENCE_SOURCE,
+    AREA_EXPLANATION,
+    FAIRFACE_TO_UTKFACE_RACE,
+    QUALITY_MEASURES,
+    BANDED_MEASURES,
+    MATCH_COLUMNS,
+    RealPhotoDiagnosis,
+    photos_available,
+    diagnosis_models,
+    sample_labels,
+    run_predict_path,
+    male_evidence,
+    region_shares,
+    diagnose_real_photos,
+)
+from nbhelpers.predict.real_photo_report import (
+    MIN_GROUP_FACES,
+    diagnosis_tables,
+    plot_real_photo_diagnosis,
+    describe_real_photo_findings,
+    diagnosis_summary,
 )
 from nbhelpers.predict.results import FaceResult, PhotoResult, UNCERTAIN, NO_FACE, Box
 from nbhelpers.predict.ssd_faces import (
@@ -98,6 +123,26 @@ __all__ = [
     "evaluate_and_write",
     "evaluate_labelled_folder",
     "LABELS_NAME",
+    "REAL_SOURCE",
+    "REFERENCE_SOURCE",
+    "AREA_EXPLANATION",
+    "FAIRFACE_TO_UTKFACE_RACE",
+    "QUALITY_MEASURES",
+    "BANDED_MEASURES",
+    "MATCH_COLUMNS",
+    "RealPhotoDiagnosis",
+    "photos_available",
+    "diagnosis_models",
+    "sample_labels",
+    "run_predict_path",
+    "male_evidence",
+    "region_shares",
+    "diagnose_real_photos",
+    "MIN_GROUP_FACES",
+    "diagnosis_tables",
+    "plot_real_photo_diagnosis",
+    "describe_real_photo_findings",
+    "diagnosis_summary",
     "FaceResult",
     "PhotoResult",
     "UNCERTAIN",

@@ -1,19 +1,30 @@
 """The model card (Mitchell et al., "Model Cards for Model Reporting", FAT* 2019) that ``make reports``
 writes to ``reports/model_card.md``, from the figures the notebooks put in ``summary.json`` and the run
 index: intended and out-of-scope uses, what the labels are, training data and licence, in-domain and
-real-photo accuracy with intervals, per-group figures and known failure modes. Missing figures are
-stated as not measured, never invented.
+real-photo accuracy with intervals, the *uncertain* rule's coverage per gender on real photos, per-group
+figures and known failure modes. Missing figures are stated as not measured, never invented.
+
+Coverage per gender comes from the real-photo outputs in ``reports/real_photos`` (written by notebook 08 and
+by ``python -m nbhelpers.evaluate ... --output reports/real_photos``): the audit's coverage table
+(``audit.json``, with 95% bootstrap intervals, written with ``--audit``) when present, else counted from
+``photos.csv`` (one row per photo: ``gender``, ``detected``, ``label``, ``correct``).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from nbhelpers.reporting.reports import read_summary
 from nbhelpers.utils.atomic import atomic_write_text
 
-__all__ = ["best_run", "model_card", "write_model_card"]
+__all__ = ["REAL_PHOTOS_DIR", "best_run", "real_photo_coverage", "coverage_line", "model_card", "write_model_card"]
+
+REAL_PHOTOS_DIR = "real_photos"  # where notebook 08 (and the evaluation command's --output) writes its files
+UNCERTAIN_LABEL = "uncertain"  # the label of a face the uncertain rule does not answer
 
 _USES = """## Intended use
 Research and teaching on explainability and bias: how image classifiers come to a decision, how
@@ -61,7 +72,75 @@ def _percent(value: Any) -> str:
     return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else "not measured"
 
 
-def _performance(summary: dict[str, Any], name: str, run: dict[str, Any]) -> list[str]:
+def _audit_coverage(path: Path) -> dict[str, dict[str, Any]] | None:
+    """Per gender the coverage rows of ``audit.json`` (None without them)."""
+    try:
+        rows = json.loads(path.read_text()).get("coverage") or []
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    genders = {row.get("group"): row for row in rows if isinstance(row, dict) and row.get("grouping") == "gender"}
+    usable = all(isinstance(genders.get(gender, {}).get("coverage"), (int, float)) for gender in ("female", "male"))
+    return genders if usable else None
+
+
+def _counted_coverage(path: Path) -> dict[str, dict[str, Any]] | None:
+    """Per gender with_face, answered, coverage and accuracy_answered counted from ``photos.csv``."""
+    try:
+        photos = pd.read_csv(path, usecols=["gender", "detected", "label", "correct"], keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    faces = photos[photos["detected"].astype(str).str.lower() == "true"]
+    answered = faces["label"] != UNCERTAIN_LABEL
+    correct = faces["correct"].astype(str).str.lower() == "true"
+    coverage = {}
+    for gender in ("female", "male"):
+        chosen = faces["gender"] == gender
+        if not chosen.any():
+            return None
+        kept = int((chosen & answered).sum())
+        coverage[gender] = {"with_face": int(chosen.sum()), "answered": kept, "coverage": kept / chosen.sum(),
+                            "accuracy_answered": (correct[chosen & answered].mean() if kept else None)}
+    return coverage
+
+
+def real_photo_coverage(reports_dir: str | Path) -> dict[str, dict[str, Any]] | None:
+    """The *uncertain* rule on real photos per gender ("female", "male"): ``with_face``, ``answered``,
+    ``coverage`` (answered / with_face) and ``accuracy_answered`` (fractions), with ``<key>_low`` / ``<key>_high``
+    95% intervals when they come from the audit; from ``reports_dir/real_photos/audit.json`` if it has them and
+    is not older than ``photos.csv`` there (a later evaluation without ``--audit`` replaced the photos), else
+    counted from ``photos.csv``; None when neither is there or one gender has no face."""
+    folder = Path(reports_dir) / REAL_PHOTOS_DIR
+    audit, photos = folder / "audit.json", folder / "photos.csv"
+    stale = audit.is_file() and photos.is_file() and audit.stat().st_mtime < photos.stat().st_mtime
+    return (None if stale else _audit_coverage(audit)) or _counted_coverage(photos)
+
+
+def _with_interval(row: dict[str, Any], key: str) -> str:
+    """A fraction as a percentage, with its 95% interval when the row has one."""
+    value, low, high = row.get(key), row.get(f"{key}_low"), row.get(f"{key}_high")
+    if not isinstance(value, (int, float)):
+        return "not measured"
+    known = all(isinstance(bound, (int, float)) for bound in (low, high))
+    return f"{100 * value:.0f}%" + (f" (95% CI {100 * low:.0f}-{100 * high:.0f}%)" if known else "")
+
+
+def coverage_line(coverage: dict[str, dict[str, Any]], model: str = "") -> str:
+    """The model card's line on the uncertain rule per gender (``real_photo_coverage``; ``model``: the model
+    that was evaluated, named when given), saying plainly whether it answers women less often than men."""
+    female, male = coverage["female"], coverage["male"]
+    verdict = ("It answers women less often than men." if female["coverage"] < male["coverage"]
+               else "It answers women at least as often as men.")
+    source = f" (`{model}`)" if model else ""
+    return (f"- The *uncertain* rule on real photos{source}, per gender: it answers "
+            f"{_with_interval(female, 'coverage')} of "
+            f"the women ({female['answered']} of {female['with_face']} photos with a face) and "
+            f"{_with_interval(male, 'coverage')} of the men ({male['answered']} of {male['with_face']}); accuracy "
+            f"when answered {_with_interval(female, 'accuracy_answered')} for women and "
+            f"{_with_interval(male, 'accuracy_answered')} for men. {verdict}")
+
+
+def _performance(summary: dict[str, Any], name: str, run: dict[str, Any],
+                 coverage: dict[str, dict[str, Any]] | None = None) -> list[str]:
     per_class = run.get("test_per_class_accuracy") or {}
     lines = ["## Performance", f"- Model: `{name}`, {run.get('input_size')} px, {run.get('epochs_run')} epochs, weights "
              f"from {run.get('pretrained_source') or 'random initialisation'}; run `{run.get('run_id')}`.",
@@ -80,6 +159,8 @@ def _performance(summary: dict[str, Any], name: str, run: dict[str, Any]) -> lis
                      "of photos answered.")
     else:
         lines.append("- Real photos: not measured in this run (notebook 08 needs the labelled photo folder).")
+    if coverage:
+        lines.append(coverage_line(coverage, summary.get("08_predict", {}).get("model") or ""))
     return lines
 
 
@@ -103,7 +184,9 @@ def model_card(reports_dir: str | Path) -> str:
     if found is None:
         return "# Model card\n\nNo trained run in summary.json yet: run the training notebooks (03-05).\n"
     name, run = found
-    parts = [f"# Model card: face-gender classifier `{name}`", _USES, "\n".join(_performance(summary, name, run)),
+    coverage = real_photo_coverage(reports_dir)
+    parts = [f"# Model card: face-gender classifier `{name}`", _USES,
+             "\n".join(_performance(summary, name, run, coverage)),
              "\n".join(_groups(summary, name)), _FAILURES]
     return "\n\n".join(part.strip() for part in parts) + "\n"
 
