@@ -28,7 +28,9 @@ from nbhelpers.explain.metrics import (
     detect_face_boxes,
     face_box_mask,
     face_focus,
+    grid_pointing_game_score,
     make_mosaics,
+    make_target_grids,
     pointing_game_score,
 )
 from nbhelpers.explain.sanity_checks import (
@@ -91,6 +93,82 @@ def test_mosaics_hold_two_correct_faces_of_each_class():
                 assert (cell == mosaics.sources[index, row, column]).all()
     with pytest.raises(ValueError, match="at least two"):
         make_mosaics(images[:3], labels[:3], 1)
+
+
+@pytest.mark.parametrize("grid", [2, 3])
+def test_grid_pointing_game_known_answers(grid):
+    size = 4 * grid
+    maps = torch.zeros(grid * grid, size, size)
+    for cell in range(grid * grid):  # map `cell` has all its positive mass in cell `cell`, negatives elsewhere
+        row, column = divmod(cell, grid)
+        maps[cell] = -3.0
+        maps[cell, 4 * row:4 * row + 4, 4 * column:4 * column + 4] = torch.arange(16.0).view(4, 4)
+    cells = torch.arange(grid * grid)
+    assert grid_pointing_game_score(maps, cells, grid).tolist() == [1.0] * grid ** 2
+    assert grid_pointing_game_score(maps, (cells + 1) % grid ** 2, grid).tolist() == [0.0] * grid ** 2
+    uniform = grid_pointing_game_score(torch.ones(grid * grid, size, size), cells, grid)
+    assert uniform.dtype == torch.float64 and torch.allclose(uniform, torch.full_like(uniform, 1 / grid ** 2))
+    assert grid_pointing_game_score(torch.ones(size, size), grid * grid - 1, grid).item() == pytest.approx(1 / grid ** 2)
+    assert grid_pointing_game_score(maps[1], 1, grid).dim() == 0
+    random_maps = torch.rand(400, size, size, generator=torch.Generator().manual_seed(0))
+    mean = grid_pointing_game_score(random_maps, 0, grid).mean().item()
+    assert mean == pytest.approx(1 / grid ** 2, abs=0.01)
+    assert torch.isnan(grid_pointing_game_score(-torch.ones(2, size, size), 0, grid)).all()
+
+
+def test_grid_pointing_game_rejects_bad_inputs():
+    maps = torch.rand(2, 8, 8)
+    with pytest.raises(ValueError, match="divisible by 3"):
+        grid_pointing_game_score(maps, 0, 3)
+    with pytest.raises(ValueError, match=r"target cells must lie in 0\.\.3"):
+        grid_pointing_game_score(maps, torch.tensor([0, 4]), 2)
+    with pytest.raises(ValueError, match=r"one target cell per map \(2\), got 3"):
+        grid_pointing_game_score(maps, [0, 1, 2], 2)
+    with pytest.raises(ValueError, match="grid must be an integer >= 2"):
+        grid_pointing_game_score(maps, 0, 1)
+    with pytest.raises(ValueError, match=r"shape \(M, nH, nW\)"):
+        grid_pointing_game_score(torch.rand(1, 1, 8, 8), 0, 2)
+
+
+@pytest.mark.parametrize("grid", [2, 3])
+def test_target_grids_hold_one_correct_target_face(grid):
+    images = torch.arange(24, dtype=torch.float32).view(24, 1, 1, 1).expand(24, 2, 4, 4).clone()  # image i is all i
+    labels = torch.tensor([0, 1] * 12)
+    predicted = labels.clone()
+    predicted[[0, 1, 2]] = 1 - labels[[0, 1, 2]]  # faces 0, 1 and 2 are misclassified
+    grids = make_target_grids(images, labels, count=21, grid=grid, seed=3, predicted=predicted)
+    assert grids.images.shape == (21, 2, 4 * grid, 4 * grid) and grids.sources.shape == (21, grid, grid)
+    assert grids.target_class.tolist() == [0, 1] * 10 + [0]  # both classes, half the grids each
+    assert len(set(grids.target_cell.tolist())) > 1 and grids.target_cell.dtype == torch.int64
+    assert not torch.isin(grids.sources, torch.tensor([0, 1, 2])).any()
+    for index in range(21):
+        cell_labels = labels[grids.sources[index]].flatten()
+        expected = torch.full((grid * grid,), 1 - int(grids.target_class[index]))
+        expected[grids.target_cell[index]] = grids.target_class[index]
+        assert torch.equal(cell_labels, expected)  # exactly one target-class face, in the recorded cell
+        assert len(set(grids.sources[index].flatten().tolist())) == grid * grid
+        for row in range(grid):
+            for column in range(grid):
+                cell = grids.images[index, :, 4 * row:4 * row + 4, 4 * column:4 * column + 4]
+                assert (cell == grids.sources[index, row, column]).all()
+    again = make_target_grids(images, labels, count=21, grid=grid, seed=3, predicted=predicted)
+    assert torch.equal(again.sources, grids.sources) and torch.equal(again.target_cell, grids.target_cell)
+
+
+def test_target_grids_reject_bad_inputs():
+    images = torch.rand(12, 3, 4, 4)
+    labels = torch.tensor([0] * 9 + [1] * 3)
+    with pytest.raises(ValueError, match="needs at least 8 .* faces of class 1, found 3"):
+        make_target_grids(images, labels, count=2, grid=3)
+    assert make_target_grids(images, labels, count=4, grid=2).images.shape == (4, 3, 8, 8)
+    with pytest.raises(ValueError, match="grid must be an integer >= 2"):
+        make_target_grids(images, labels, count=2, grid=1)
+    with pytest.raises(ValueError, match="one label per image"):
+        make_target_grids(images, labels[:5], count=2)
+    with pytest.raises(ValueError, match="two classes"):
+        make_target_grids(images, labels, count=2, classes=(0, 1, 2))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        make_target_grids(images[0], labels, count=2)
 
 
 @pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning")  # grad-cam's ROADCombined
@@ -221,9 +299,37 @@ def test_evaluate_explanations_end_to_end(tmp_path):
     counts = frame.groupby(["method", "metric"]).size()
     assert counts[("gradcam", "deletion_auc")] == 12 and counts[("gradcam", "road_combined")] == 7
     assert counts[("random", "pointing_game")] == 6  # 3 mosaics x 2 classes
+    assert counts[("gradcam", "grid_pointing_game")] == 3  # grid_count defaults to mosaic_count
+    grid_rows = frame[frame["metric"] == "grid_pointing_game"]
+    assert grid_rows["value"].between(0, 1).all() and set(grid_rows["target"]) == {0, 1}
     random_rows = frame[(frame["method"] == "random") & (frame["metric"] == "randomisation_spearman")]
     assert np.allclose(random_rows["value"], 1.0)  # random maps ignore the model: the sanity check flags them
     summary = summarise_metrics(frame)
     assert {"mean", "std", "count", "sem"} <= set(summary.columns)
     path = write_metrics_csv(frame, tmp_path / "metrics.csv")
     assert len(pd.read_csv(path)) == len(frame) and list(tmp_path.iterdir()) == [path]
+
+
+def test_evaluate_explanations_grid_pointing_game_on_3x3_grids():
+    generator = torch.Generator().manual_seed(1)
+    labels = torch.tensor([0, 1] * 12)
+    images = (torch.rand(24, 16, 16, 3, generator=generator) * 100 + labels.view(-1, 1, 1, 1) * 150).to(torch.uint8)
+    model = trained_simple_cnn(images, labels)
+    preprocess = lambda batch: batch.permute(0, 3, 1, 2).float().div(255)  # noqa: E731
+    options = dict(batch_size=8, steps=2, road_percentiles=None, randomised_layers=0, progress=False)
+    frame = evaluate_explanations([("tiny", model, preprocess)], ["gradcam", "random"], images, labels, mosaic_count=0,
+                                  grid_count=4, grid=3, **options)
+    rows = frame[frame["metric"] == "grid_pointing_game"]
+    assert len(rows) == 8 and "pointing_game" not in set(frame["metric"])
+    assert rows["target"].tolist() == [0, 1, 0, 1] * 2 and rows["value"].dropna().between(0, 1).all()
+    means = rows.groupby("method")["value"].mean()  # NaN (a map without positive attribution) skipped
+    assert means["random"] == pytest.approx(1 / 9, abs=0.03) and means["gradcam"] > 0.5  # dark vs bright: found
+    assert "grid_pointing_game" in set(summarise_metrics(frame)["metric"])
+    off = evaluate_explanations([("tiny", model, preprocess)], ["random"], images, labels, mosaic_count=3, grid_count=0,
+                                **options)
+    assert "grid_pointing_game" not in set(off["metric"]) and "pointing_game" in set(off["metric"])
+    with pytest.warns(UserWarning, match="grid pointing game skipped"):
+        evaluate_explanations([("tiny", model, preprocess)], ["random"], images[:12], labels[:12], mosaic_count=0,
+                              grid_count=2, grid=3, **options)
+    with pytest.raises(ValueError, match="grid must be an integer >= 2"):
+        evaluate_explanations([("tiny", model, preprocess)], ["random"], images, labels, grid=1, **options)

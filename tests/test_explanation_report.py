@@ -43,6 +43,21 @@ def test_reading_follows_the_numbers(bcos_score, verdict):
     assert "same numbers" not in text
 
 
+@pytest.mark.parametrize("bcos_grid, verdict", [(0.55, "**met** (margins +0.150 pointing game, +0.100 grid pointing game)"),
+                                               (0.54, "**not met** (margins +0.150 pointing game, +0.090 grid pointing game)")])
+def test_reading_gives_both_games_and_the_issue_target(bcos_grid, verdict):
+    frame = summary_frame(0.8)
+    grid = {"gradcam": 0.40, "xgradcam": 0.45, "bcos": bcos_grid, "random": 0.25}
+    frame = pd.concat([frame, frame[frame["metric"] == "pointing_game"].assign(
+        metric="grid_pointing_game", mean=lambda rows: rows["method"].map(grid))], ignore_index=True)
+    text = describe_findings(frame)
+    assert (f"Pointing game / grid pointing game: bcos 0.800 / {bcos_grid:.3f}, gradcam 0.600 / 0.400, "
+            "random 0.500 / 0.250, xgradcam 0.650 / 0.450.") in text
+    assert f"by at least 0.10 on both games): {verdict}." in text
+    without_grid = describe_findings(summary_frame(0.8))
+    assert "not assessed (no grid pointing game)" in without_grid and "bcos 0.800 / n/a" in without_grid
+
+
 def test_reading_notes_methods_whose_maps_coincide():
     frame = summary_frame(0.8)
     xgradcam = frame["method"] == "xgradcam"

@@ -4,9 +4,12 @@ One row per (model, method, image, metric): ``target_probability``, ``deletion_a
 ``insertion_auc`` (Petsiuk et al., BMVC 2018), ``road_morf``, ``road_lerf``, ``road_combined`` (Rong
 et al., ICML 2022), ``face_focus`` (share inside the inner-face box), ``randomisation_spearman`` and
 ``randomisation_pearson`` (Adebayo et al., NeurIPS 2018; top ``randomised_layers`` units reset) and,
-on mosaics (``image`` is then the mosaic index), ``pointing_game`` (Böhle et al., CVPR 2022) for each
-of the two classes. Every method explains the class the model predicts. The ``random`` method gives
-the chance level of each metric in the same table.
+on mosaics (``image`` is then the mosaic index), ``pointing_game`` for each of the two classes and, on
+grids with one face of the target class (``image`` is then the grid index), ``grid_pointing_game``, the
+localisation metric of the B-cos papers (Böhle et al., CVPR 2022 / TPAMI 2024; Arya et al., NeurIPS
+2024; see ``nbhelpers.explain.metrics``). Every method explains the class the model predicts on faces,
+the given class on mosaics and grids. The ``random`` method gives the chance level of each metric in
+the same table.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from nbhelpers.explain.faithfulness import (
 from nbhelpers.explain.metrics import (
     FACE_BOX,
     face_focus,
+    grid_pointing_game_score,
     make_mosaics,
+    make_target_grids,
     pointing_game_score,
 )
 from nbhelpers.explain.sanity_checks import randomisation_correlation, randomise_layers
@@ -63,6 +68,9 @@ class _Settings:
     road_total: int  # ROAD on the first ``road_total`` faces
     seed: int
     explainer_kwargs: Mapping[str, dict[str, Any]]
+    mosaic_count: int = 0
+    grid_count: int = 0
+    grid: int = 2  # cells per side of the grid pointing game
 
 
 def _image_metrics(model: nn.Module, explainer: Any, random_explainer: Any, inputs: torch.Tensor, boxes: np.ndarray,
@@ -86,27 +94,40 @@ def _image_metrics(model: nn.Module, explainer: Any, random_explainer: Any, inpu
     return attribution, metrics, road
 
 
-def _prepare(spec: ExplainedModel, images: torch.Tensor, labels: np.ndarray, batch_size: int, mosaic_count: int,
-             randomised_layers: int, seed: int) -> tuple[torch.Tensor, nn.Module | None, Any]:
-    """Model inputs of all faces, the randomised copy and the mosaics of correctly classified faces."""
+def _localisation_sets(name: str, model: nn.Module, inputs: torch.Tensor, labels: np.ndarray,
+                       settings: _Settings) -> tuple[Any, Any]:
+    """Mosaics (pointing game) and target grids (grid pointing game) of correctly classified faces, or None each."""
+    if not (settings.mosaic_count or settings.grid_count):
+        return None, None
+    with torch.no_grad():
+        predicted = torch.cat([model(inputs[start:start + settings.batch_size]).argmax(1).cpu()
+                               for start in range(0, len(inputs), settings.batch_size)])
+    correct = [int(((predicted.numpy() == labels) & (labels == label)).sum()) for label in (0, 1)]
+    mosaics = grids = None
+    if settings.mosaic_count and min(correct) < 2:
+        warnings.warn(f"{name}: pointing game skipped, only {correct} correctly classified faces per class "
+                      "(need 2 of each)", stacklevel=4)
+    elif settings.mosaic_count:
+        mosaics = make_mosaics(inputs, labels, settings.mosaic_count, settings.seed, predicted)
+    needed = settings.grid ** 2 - 1
+    if settings.grid_count and min(correct) < needed:
+        warnings.warn(f"{name}: grid pointing game skipped, only {correct} correctly classified faces per class "
+                      f"(need {needed} of each for {settings.grid} x {settings.grid} grids)", stacklevel=4)
+    elif settings.grid_count:
+        grids = make_target_grids(inputs, labels, settings.grid_count, settings.grid, settings.seed, predicted)
+    return mosaics, grids
+
+
+def _prepare(spec: ExplainedModel, images: torch.Tensor, labels: np.ndarray, randomised_layers: int,
+             settings: _Settings) -> tuple[torch.Tensor, nn.Module | None, Any, Any]:
+    """Model inputs of all faces, the randomised copy, and the mosaics and grids of correctly classified faces."""
     _, model, preprocess = spec
     model.eval()
     device = next(model.parameters()).device
-    inputs = torch.cat([preprocess(images[start:start + batch_size]).to(device)
-                        for start in range(0, len(images), batch_size)])
-    randomised = randomise_layers(model, randomised_layers, seed) if randomised_layers else None
-    mosaics = None
-    if mosaic_count:
-        with torch.no_grad():
-            predicted = torch.cat([model(inputs[start:start + batch_size]).argmax(1).cpu()
-                                   for start in range(0, len(inputs), batch_size)])
-        correct = [int(((predicted.numpy() == labels) & (labels == label)).sum()) for label in (0, 1)]
-        if min(correct) < 2:
-            warnings.warn(f"{spec[0]}: pointing game skipped, only {correct} correctly classified faces per class "
-                          "(need 2 of each)", stacklevel=3)
-        else:
-            mosaics = make_mosaics(inputs, labels, mosaic_count, seed, predicted)
-    return inputs, randomised, mosaics
+    inputs = torch.cat([preprocess(images[start:start + settings.batch_size]).to(device)
+                        for start in range(0, len(images), settings.batch_size)])
+    randomised = randomise_layers(model, randomised_layers, settings.seed) if randomised_layers else None
+    return inputs, randomised, *_localisation_sets(spec[0], model, inputs, labels, settings)
 
 
 def _checked_inputs(images: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray,
@@ -149,10 +170,10 @@ def _batch_frames(spec: ExplainedModel, method: str, explainers: tuple[Any, Any]
     return frames
 
 
-def _method_frames(spec: ExplainedModel, method: str, prepared: tuple[torch.Tensor, nn.Module | None, Any],
+def _method_frames(spec: ExplainedModel, method: str, prepared: tuple[torch.Tensor, nn.Module | None, Any, Any],
                    labels: np.ndarray, boxes: np.ndarray, settings: _Settings, bar: Any) -> list[pd.DataFrame]:
-    """Every row of one (model, method) pair: the faces batch by batch, then the pointing game on the mosaics."""
-    inputs, randomised, mosaics = prepared
+    """Every row of one (model, method) pair: the faces batch by batch, the pointing game, the grid pointing game."""
+    inputs, randomised, mosaics, grids = prepared
     kwargs = settings.explainer_kwargs.get(method, {})
     frames: list[pd.DataFrame] = []
     with create_explainer(method, spec[1], **kwargs) as explainer:
@@ -164,6 +185,9 @@ def _method_frames(spec: ExplainedModel, method: str, prepared: tuple[torch.Tens
             if mosaics is not None:
                 frames.append(_pointing_rows(spec[0], method, explainer, mosaics, settings.batch_size))
                 bar.update()
+            if grids is not None:
+                frames.append(_grid_rows(spec[0], method, explainer, grids, settings))
+                bar.update()
         finally:
             if random_explainer is not None:
                 random_explainer.release()
@@ -173,7 +197,8 @@ def _method_frames(spec: ExplainedModel, method: str, prepared: tuple[torch.Tens
 def evaluate_explanations(models: Sequence[ExplainedModel], methods: Sequence[str], images: torch.Tensor | np.ndarray,
                           labels: torch.Tensor | np.ndarray, *, batch_size: int = 50, steps: int = 16,
                           baseline: Any = "mean", road_percentiles: Sequence[int] | None = ROAD_PERCENTILES,
-                          road_limit: int | None = None, mosaic_count: int = 50, randomised_layers: int = 2,
+                          road_limit: int | None = None, mosaic_count: int = 50, grid_count: int | None = None,
+                          grid: int = 2, randomised_layers: int = 2,
                           face_boxes: Sequence[float] | np.ndarray = FACE_BOX, seed: int = 0,
                           explainer_kwargs: Mapping[str, dict[str, Any]] | None = None,
                           progress: bool = True) -> pd.DataFrame:
@@ -183,20 +208,26 @@ def evaluate_explanations(models: Sequence[ExplainedModel], methods: Sequence[st
     model's input (e.g. ``build_pipeline(name, train=False, ...)``). Methods that do not apply to a
     model (``bcos`` on a non-B-cos model) are skipped with a warning. ``road_limit`` evaluates ROAD on
     the first faces only (``None``: all; ``road_percentiles=None``: none), ``mosaic_count`` mosaics of
-    correctly classified faces feed the pointing game (0: none), ``randomised_layers`` top units are
-    re-initialised for the sanity check (0: none), ``face_boxes`` one relative box or one per face.
+    correctly classified faces feed the pointing game (0: none), ``grid_count`` grids of ``grid`` x ``grid``
+    faces feed the grid pointing game (``None``: ``mosaic_count``; 0: none; the models see ``grid`` times the input
+    size, which every registered model accepts as it pools adaptively), ``randomised_layers`` top units
+    are re-initialised for the sanity check (0: none), ``face_boxes`` one relative box or one per face.
+    ValueError for mismatched images, labels or boxes and for ``grid`` < 2.
     """
     images_t, labels_np, boxes = _checked_inputs(images, labels, face_boxes)
+    grid_count = mosaic_count if grid_count is None else grid_count
+    if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 2:
+        raise ValueError(f"grid must be an integer >= 2 (cells per side), got {grid!r}")
     settings = _Settings(batch_size, steps, baseline, road_percentiles,
                          len(images_t) if road_limit is None else min(road_limit, len(images_t)), seed,
-                         explainer_kwargs or {})
+                         explainer_kwargs or {}, mosaic_count, grid_count, int(grid))
     plan = _plan(models, methods)
-    steps_per_method = len(range(0, len(images_t), batch_size)) + (1 if mosaic_count else 0)
+    steps_per_method = len(range(0, len(images_t), batch_size)) + (1 if mosaic_count else 0) + (1 if grid_count else 0)
     bar = progress_bar(total=sum(len(names) for _, names in plan) * steps_per_method, desc="explanation metrics",
                disable=not progress)
     frames: list[pd.DataFrame] = []
     for spec, names in plan:
-        prepared = _prepare(spec, images_t, labels_np, batch_size, mosaic_count, randomised_layers, seed)
+        prepared = _prepare(spec, images_t, labels_np, randomised_layers, settings)
         for method in names:
             bar.set_description(f"{spec[0]} / {method}")
             frames += _method_frames(spec, method, prepared, labels_np, boxes, settings, bar)
@@ -216,6 +247,20 @@ def _pointing_rows(model_name: str, method: str, explainer: Any, mosaics: Any, b
             index = np.arange(len(mosaics.images))[part]
             frames.append(_rows(model_name, method, index, np.full(len(index), -1), attribution.predicted.cpu().numpy(),
                                 np.full(len(index), target), {"pointing_game": scores.cpu()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _grid_rows(model_name: str, method: str, explainer: Any, grids: Any, settings: _Settings) -> pd.DataFrame:
+    """``grid_pointing_game`` rows: each grid's map of its target class, scored in its target cell."""
+    frames = []
+    for start in range(0, len(grids.images), settings.batch_size):
+        part = slice(start, start + settings.batch_size)
+        targets = grids.target_class[part]
+        attribution = explainer(grids.images[part], targets)
+        scores = grid_pointing_game_score(attribution.maps, grids.target_cell[part], settings.grid)
+        index = np.arange(len(grids.images))[part]
+        frames.append(_rows(model_name, method, index, np.full(len(index), -1), attribution.predicted.cpu().numpy(),
+                            targets.numpy(), {"grid_pointing_game": scores.cpu()}))
     return pd.concat(frames, ignore_index=True)
 
 

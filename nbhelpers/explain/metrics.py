@@ -1,11 +1,18 @@
-"""Localisation metrics of explanation maps: the grid pointing game and the face-focus share.
+"""Localisation metrics of explanation maps: the pointing game, the grid pointing game and the face focus.
 
-Grid pointing game (Böhle, Fritz, Schiele, CVPR 2022, after Böhle et al.'s "localisation metric"):
-2 x 2 mosaics of correctly classified faces, two of each class in random cells; the model sees the
-whole mosaic (twice the input size; every registered model pools adaptively, so it accepts it) and
-the score of a class's map is the share of its positive attribution that falls in that class's cells.
-Chance is 0.5, a perfect explanation scores 1. Mosaics are tiled from model inputs (normalisation and
-the B-cos encoding act per pixel, so tiling commutes with them).
+Pointing game (our two-class variant): 2 x 2 mosaics of correctly classified faces, two of each class
+in random cells; the model sees the whole mosaic (twice the input size; every registered model pools
+adaptively, so it accepts it) and the score of a class's map is the share of its positive attribution
+that falls in that class's cells. Chance is 0.5, a perfect explanation scores 1.
+
+Grid pointing game, the localisation metric of the B-cos papers (Böhle, Fritz, Schiele, "B-cos
+Networks", CVPR 2022; "B-cos Alignment for Inherently Interpretable CNNs and Vision Transformers",
+TPAMI 2024; Arya et al., "B-cosification", NeurIPS 2024): an n x n grid of images of different
+classes, the class of one cell explained on the whole grid, scored by the share of positive attribution
+inside that cell. With two classes: ONE correctly classified face of the target class in a random cell,
+the other n * n - 1 cells correctly classified faces of the other class; half the grids target each
+class. Chance is 1 / n^2 (0.25 for 2 x 2), a perfect explanation scores 1. Both games tile model inputs
+(normalisation and the B-cos encoding act per pixel, so tiling commutes with them).
 
 Face focus: the share of positive attribution inside the inner face (eyes, nose, mouth) rather than
 on hair, ears, background or clothing. UTKFace's "aligned & cropped" faces put the features at fixed
@@ -28,8 +35,8 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
-__all__ = ["FACE_BOX", "Mosaics", "make_mosaics", "pointing_game_score", "face_box_mask", "face_focus",
-           "detect_face_boxes"]
+__all__ = ["FACE_BOX", "Mosaics", "make_mosaics", "pointing_game_score", "TargetGrids", "make_target_grids",
+           "grid_pointing_game_score", "face_box_mask", "face_focus", "detect_face_boxes"]
 
 # left, top, right, bottom (relative); reproduced by benchmarks/calibrate_face_box.py (see the module docstring)
 FACE_BOX: tuple[float, float, float, float] = (0.17, 0.17, 0.80, 0.85)
@@ -43,22 +50,47 @@ class Mosaics(NamedTuple):
     sources: torch.Tensor
 
 
-def make_mosaics(images: torch.Tensor, labels: torch.Tensor | np.ndarray, count: int, seed: int = 0,
-                 predicted: torch.Tensor | np.ndarray | None = None, classes: Sequence[int] = (0, 1)) -> Mosaics:
-    """``count`` 2 x 2 mosaics of ``images`` (N, C, H, W), each with two faces of each of the two ``classes``.
+class TargetGrids(NamedTuple):
+    """``images`` (M, C, nH, nW); ``target_cell`` (M,) flat index (row * n + column) of the one target-class
+    face; ``target_class`` (M,); ``sources`` (M, n, n) image indices (all int64)."""
 
-    Cells are shuffled per mosaic; faces within a mosaic are distinct. Pass the model's ``predicted``
-    classes to draw only correctly classified faces (as the pointing game requires).
-    """
-    if len(classes) != 2:
-        raise ValueError(f"the 2 x 2 mosaic holds two faces of each of two classes, got classes {classes}")
+    images: torch.Tensor
+    target_cell: torch.Tensor
+    target_class: torch.Tensor
+    sources: torch.Tensor
+
+
+def _usable_pools(images: torch.Tensor, labels: torch.Tensor | np.ndarray, predicted: torch.Tensor | np.ndarray | None,
+                  classes: Sequence[int]) -> list[np.ndarray]:
+    """Indices of the (correctly classified, if ``predicted`` is given) images of each class."""
     labels = torch.as_tensor(np.asarray(labels)).long().cpu()
     if labels.shape != (images.shape[0],):
         raise ValueError(f"need one label per image ({images.shape[0]}), got shape {tuple(labels.shape)}")
     usable = torch.ones_like(labels, dtype=torch.bool)
     if predicted is not None:
         usable = torch.as_tensor(np.asarray(predicted)).long().cpu() == labels
-    pools = [torch.nonzero(usable & (labels == label)).flatten().numpy() for label in classes]
+    return [torch.nonzero(usable & (labels == label)).flatten().numpy() for label in classes]
+
+
+def _tile(images: torch.Tensor, sources: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tile ``images`` (N, C, H, W) by ``sources`` (M, n, n) indices into (M, C, nH, nW); also the sources tensor."""
+    sources_t = torch.from_numpy(sources)
+    count, rows, columns = sources.shape
+    tiles = images[sources_t.flatten().to(images.device)].unflatten(0, (count, rows, columns))  # (M, n, n, C, H, W)
+    return tiles.permute(0, 3, 1, 4, 2, 5).flatten(4, 5).flatten(2, 3).contiguous(), sources_t
+
+
+def make_mosaics(images: torch.Tensor, labels: torch.Tensor | np.ndarray, count: int, seed: int = 0,
+                 predicted: torch.Tensor | np.ndarray | None = None, classes: Sequence[int] = (0, 1)) -> Mosaics:
+    """``count`` 2 x 2 mosaics of ``images`` (N, C, H, W), each with two faces of each of the two ``classes``.
+
+    Cells are shuffled per mosaic; faces within a mosaic are distinct. Pass the model's ``predicted``
+    classes to draw only correctly classified faces (as the pointing game requires). ValueError for
+    other than two classes, a label count unlike the image count, or fewer than two usable faces of a class.
+    """
+    if len(classes) != 2:
+        raise ValueError(f"the 2 x 2 mosaic holds two faces of each of two classes, got classes {classes}")
+    pools = _usable_pools(images, labels, predicted, classes)
     for label, pool in zip(classes, pools):
         if len(pool) < 2:
             raise ValueError(f"need at least two (correctly classified) faces of class {label}, found {len(pool)}")
@@ -70,17 +102,63 @@ def make_mosaics(images: torch.Tensor, labels: torch.Tensor | np.ndarray, count:
         picks = {label: list(rng.choice(pool, size=2, replace=False)) for label, pool in zip(classes, pools)}
         layout[index] = cells.reshape(2, 2)
         sources[index] = np.array([picks[label].pop() for label in cells]).reshape(2, 2)
-    sources_t = torch.from_numpy(sources)
-    tiles = images[sources_t.flatten().to(images.device)].unflatten(0, (count, 2, 2))  # (M, 2, 2, C, H, W)
-    mosaics = tiles.permute(0, 3, 1, 4, 2, 5).flatten(4, 5).flatten(2, 3)  # (M, C, 2H, 2W)
-    return Mosaics(mosaics.contiguous(), torch.from_numpy(layout), sources_t)
+    mosaics, sources_t = _tile(images, sources)
+    return Mosaics(mosaics, torch.from_numpy(layout), sources_t)
 
 
-def _cell_sums(positive: torch.Tensor) -> torch.Tensor:
+def _check_grid(grid: int) -> int:
+    if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 2:
+        raise ValueError(f"grid must be an integer >= 2 (cells per side), got {grid!r}")
+    return int(grid)
+
+
+def make_target_grids(images: torch.Tensor, labels: torch.Tensor | np.ndarray, count: int, grid: int = 2,
+                      seed: int = 0, predicted: torch.Tensor | np.ndarray | None = None,
+                      classes: Sequence[int] = (0, 1)) -> TargetGrids:
+    """``count`` grid x grid grids of ``images`` (N, C, H, W) for the grid pointing game (localisation metric).
+
+    Grid ``i`` targets ``classes[i % 2]`` (half the grids each): one face of that class in a random cell,
+    distinct faces of the other class in the other ``grid * grid - 1`` cells. Pass the model's
+    ``predicted`` classes to draw only correctly classified faces, as the metric requires. ValueError for
+    ``grid`` < 2, images not 4-D, a negative ``count``, other than two classes, a label count unlike the image count, or
+    too few usable faces of a class (one per targeted class, ``grid * grid - 1`` of the other).
+    """
+    grid = _check_grid(grid)
+    cells = grid * grid
+    if images.dim() != 4:
+        raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+    if len(classes) != 2:
+        raise ValueError(f"the grid pointing game takes two classes, got classes {classes}")
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    pools = _usable_pools(images, labels, predicted, classes)
+    targeted = [side for side in (0, 1) if side < count]  # grid i targets classes[i % 2]
+    for side, (label, pool) in enumerate(zip(classes, pools)):
+        needed = max(1 if side in targeted else 0, cells - 1 if 1 - side in targeted else 0)
+        if len(pool) < needed:
+            raise ValueError(f"a {grid} x {grid} grid needs at least {needed} (correctly classified) faces of class "
+                             f"{label}, found {len(pool)}")
+    rng = np.random.default_rng(seed)
+    target_side = np.arange(count) % 2
+    target_cell = rng.integers(0, cells, size=count)
+    sources = np.empty((count, cells), dtype=np.int64)
+    for index, (side, cell) in enumerate(zip(target_side, target_cell)):
+        sources[index, np.arange(cells) != cell] = rng.choice(pools[1 - side], size=cells - 1, replace=False)
+        sources[index, cell] = rng.choice(pools[side])
+    tiled, sources_t = _tile(images, sources.reshape(count, grid, grid))
+    return TargetGrids(tiled, torch.from_numpy(target_cell.astype(np.int64)),
+                       torch.as_tensor(np.asarray(classes, dtype=np.int64)[target_side]), sources_t)
+
+
+def _cell_sums(positive: torch.Tensor, grid: int = 2) -> torch.Tensor:
     count, height, width = positive.shape
-    if height % 2 or width % 2:
-        raise ValueError(f"a 2 x 2 mosaic map needs even height and width, got {height} x {width}")
-    return positive.reshape(count, 2, height // 2, 2, width // 2).sum(dim=(2, 4))  # (M, 2, 2)
+    if height % grid or width % grid:
+        raise ValueError(f"a {grid} x {grid} grid map needs height and width divisible by {grid}, got {height} x {width}")
+    return positive.reshape(count, grid, height // grid, grid, width // grid).sum(dim=(2, 4))  # (M, n, n)
+
+
+def _share(inside: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    return torch.where(total > 0, inside / total.clamp(min=1e-300), torch.full_like(total, float("nan")))
 
 
 def pointing_game_score(maps: torch.Tensor, layout: torch.Tensor, target_class: int | torch.Tensor) -> torch.Tensor:
@@ -95,8 +173,34 @@ def pointing_game_score(maps: torch.Tensor, layout: torch.Tensor, target_class: 
     sums = _cell_sums(positive)
     target = torch.as_tensor(target_class, device=sums.device).long().reshape(-1, 1, 1)
     inside = (sums * (layout.to(sums.device) == target)).sum(dim=(1, 2))
-    total = sums.sum(dim=(1, 2))
-    score = torch.where(total > 0, inside / total.clamp(min=1e-300), torch.full_like(total, float("nan")))
+    score = _share(inside, sums.sum(dim=(1, 2)))
+    return score[0] if single else score
+
+
+def grid_pointing_game_score(maps: torch.Tensor, target_cells: int | torch.Tensor | np.ndarray,
+                             grid: int = 2) -> torch.Tensor:
+    """Grid pointing game: share of each map's positive attribution inside its target cell, float64 (M,).
+
+    ``maps`` (M, nH, nW) explanations of the target class on whole grids (or one (nH, nW) map, giving a
+    0-d result), ``target_cells`` flat cell indices row * n + column, one per map (or one for all).
+    Chance 1 / n^2; NaN where a map has no positive attribution. ValueError for ``grid`` < 2, maps not
+    2- or 3-D, sides not divisible by ``grid``, a cell count unlike the map count, or cells outside the grid.
+    """
+    grid = _check_grid(grid)
+    if maps.dim() not in (2, 3):
+        raise ValueError(f"expected maps of shape (M, nH, nW) or (nH, nW), got {tuple(maps.shape)}")
+    single = maps.dim() == 2
+    sums = _cell_sums(maps.detach().double().clamp(min=0)[None] if single else maps.detach().double().clamp(min=0),
+                      grid).flatten(1)  # (M, n * n)
+    cells = torch.as_tensor(np.asarray(target_cells.cpu() if isinstance(target_cells, torch.Tensor) else target_cells),
+                            dtype=torch.long).reshape(-1).to(sums.device)
+    if cells.numel() == 1:
+        cells = cells.expand(len(sums))
+    if cells.shape != (len(sums),):
+        raise ValueError(f"need one target cell per map ({len(sums)}), got {cells.numel()}")
+    if bool(((cells < 0) | (cells >= grid * grid)).any()):
+        raise ValueError(f"target cells must lie in 0..{grid * grid - 1} for a {grid} x {grid} grid, got {cells.tolist()}")
+    score = _share(sums.gather(1, cells[:, None]).squeeze(1), sums.sum(dim=1))
     return score[0] if single else score
 
 
