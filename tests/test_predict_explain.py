@@ -43,11 +43,12 @@ def checkpoints(tmp_path_factory, single_thread) -> dict[str, Path]:
             "bcos": tiny_bcos_checkpoint_file(folder / "bcos" / "model.pt")}
 
 
-def write_index(folder: Path, runs: list[tuple[str, str, str]]) -> Path:
+def write_index(folder: Path, runs: list[tuple[str, str, str]], accuracies: dict[str, float] | None = None) -> Path:
     """A run index in ``folder`` with one entry per (run id, model, variant), oldest first; each run's
-    checkpoint is ``<run id>/model.pt`` (relative, as ``record_run`` writes it)."""
+    checkpoint is ``<run id>/model.pt`` (relative, as ``record_run`` writes it); test accuracy 0.5 unless
+    ``accuracies`` (run id -> accuracy) says otherwise."""
     entries = [{"run_id": run_id, "model": model, "variant": variant, "checkpoint": f"{run_id}/model.pt",
-                "test_accuracy": 0.5} for run_id, model, variant in runs]
+                "test_accuracy": (accuracies or {}).get(run_id, 0.5)} for run_id, model, variant in runs]
     return atomic_write_json(folder / INDEX_NAME, {"runs": entries})
 
 
@@ -59,6 +60,11 @@ def test_default_run_prefers_the_bcos_lite0_then_the_lite0_then_the_newest(tmp_p
     write_index(tmp_path, runs)
     chosen = default_run(tmp_path)  # the newest plain B-cos run, not the balanced one, not the newer Lite0
     assert chosen["run_id"] == "bcos-2" and chosen["checkpoint"] == str(tmp_path / "bcos-2" / "model.pt")
+    write_index(tmp_path, runs, {"bcos-2": 0.931, "lite-2": 0.94})  # within 1 pp: still the B-cos run
+    assert default_run(tmp_path)["run_id"] == "bcos-2"
+    write_index(tmp_path, runs, {"bcos-2": 0.92, "lite-2": 0.94})  # 2 pp behind: the black box answers
+    assert default_run(tmp_path)["run_id"] == "lite-2"
+    assert default_run(tmp_path, tolerance=0.05)["run_id"] == "bcos-2"
     write_index(tmp_path, [run for run in runs if not run[1].startswith("bcos")])
     assert default_run(tmp_path)["run_id"] == "lite-2"
     write_index(tmp_path, [("resnet-1", "resnet18", ""), ("cnn-1", "simple_cnn", ""), ("cnn-2", "simple_cnn", "race")])

@@ -19,20 +19,44 @@ from nbhelpers.data.loaders import CLASSES
 from nbhelpers.training.result import TrainingResult
 from nbhelpers.explain.bcos import BcosExplanation, explain
 
-__all__ = ["explain_split", "show_bcos_explanations", "completeness_table"]
+__all__ = ["explain_split", "gallery_rows", "show_bcos_explanations", "completeness_table"]
+
+
+def gallery_rows(probabilities: np.ndarray, labels: np.ndarray, count: int = 8, seed: int = 0) -> np.ndarray:
+    """Indices of ``count`` faces for a gallery: for each class in turn, a correctly classified face and a
+    misclassified one (drawn with ``seed``), filled up with other faces where a kind runs out; sorted by
+    (class, right before wrong). ``probabilities`` (N, classes), ``labels`` (N,) int."""
+    rng = np.random.default_rng(seed)
+    predicted = np.asarray(probabilities).argmax(1)
+    labels = np.asarray(labels)
+    pools = {(label, right): list(rng.permutation(np.flatnonzero((labels == label) & ((predicted == labels) == right))))
+             for label in np.unique(labels) for right in (True, False)}
+    chosen: list[int] = []
+    while len(chosen) < min(count, len(labels)) and any(pools.values()):
+        for key in sorted(pools, key=lambda key: (key[0], not key[1])):
+            if pools[key] and len(chosen) < count:
+                chosen.append(int(pools[key].pop()))
+    order = sorted(chosen, key=lambda row: (labels[row], predicted[row] != labels[row]))
+    return np.asarray(order, dtype=int)
 
 
 def explain_split(trained: TrainingResult, split: str = "test", count: int = 8, seed: int = 0,
-                  target: str | int = "predicted") -> tuple[np.ndarray, np.ndarray, BcosExplanation]:
-    """Explain ``count`` faces drawn (seeded) from ``split`` of a ``run_training`` result of a B-cos model.
+                  target: str | int = "predicted",
+                  gallery: bool = False) -> tuple[np.ndarray, np.ndarray, BcosExplanation]:
+    """Explain ``count`` faces drawn (seeded) from ``split`` of a ``run_training`` result of a B-cos model;
+    with ``gallery``, right and wrong faces of both classes (``gallery_rows``) instead of a random draw.
 
     Returns the uint8 faces (N, H, W, 3), their labels and the ``BcosExplanation``.
+    Raises ``ValueError`` for a run of a model without the B-cos encoding.
     """
     if not trained.spec.is_bcos:
         raise ValueError(f"run of {trained.name!r} does not use the B-cos input encoding")
     predictions = trained.predictions[split]
     rows = predictions.rows
-    pick = np.sort(np.random.default_rng(seed).choice(len(rows), size=min(count, len(rows)), replace=False))
+    if gallery:
+        pick = gallery_rows(predictions.probabilities, predictions.labels, count, seed)
+    else:
+        pick = np.sort(np.random.default_rng(seed).choice(len(rows), size=min(count, len(rows)), replace=False))
     faces = np.asarray(trained.cache.images[rows[pick]])
     model = trained.model.eval()
     return faces, predictions.labels[pick], explain(model, trained.trained.preprocess(faces), target)

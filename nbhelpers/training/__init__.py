@@ -39,6 +39,7 @@ from nbhelpers.training.run import run_training, MODEL_FILE
 from nbhelpers.training.runs import (
     INDEX_NAME,
     DEFAULT_MODELS,
+    DEFAULT_ACCURACY_TOLERANCE,
     read_index,
     record_run,
     find_run,
@@ -91,6 +92,7 @@ __all__ = [
     "MODEL_FILE",
     "INDEX_NAME",
     "DEFAULT_MODELS",
+    "DEFAULT_ACCURACY_TOLERANCE",
     "read_index",
     "record_run",
     "find_run",

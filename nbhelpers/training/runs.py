@@ -7,8 +7,9 @@ the checkpoint whose weights were evaluated (``model.pt``), the input size and p
 test accuracy. Looking a model up returns its newest plain run. Writes are atomic.
 
 ``default_run`` is the suite's default run, the one fact every front end (the prediction command line, the
-upload page) uses when no run is named: the newest plain run of the first model of ``DEFAULT_MODELS`` that
-has one, else the newest plain run of any model.
+upload page, the model card) uses when no run is named: the newest plain run of the first model of
+``DEFAULT_MODELS`` whose test accuracy is within ``DEFAULT_ACCURACY_TOLERANCE`` of the best of them (the
+exact explanation may cost at most that much accuracy), else the newest plain run of any model.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from nbhelpers.training.result import TrainedModel, TrainingResult
 from nbhelpers.utils.atomic import atomic_write_json
 from nbhelpers.utils.device import get_default_device
 
-__all__ = ["INDEX_NAME", "DEFAULT_MODELS", "read_index", "record_run", "find_run", "default_run", "trained_checkpoints",
+__all__ = ["INDEX_NAME", "DEFAULT_MODELS", "DEFAULT_ACCURACY_TOLERANCE", "read_index", "record_run", "find_run", "default_run", "trained_checkpoints",
            "load_run", "load_trained_models", "split_faces"]
 
 INDEX_NAME = "runs.json"
 # the suite's default model, in order of preference: the inherently interpretable B-cos EfficientNet-Lite0,
 # else its black-box counterpart
 DEFAULT_MODELS = ("bcos_efficientnet_lite0", "efficientnet_lite0")
+DEFAULT_ACCURACY_TOLERANCE = 0.01  # test accuracy a preferred model may trail the best of DEFAULT_MODELS by (issue 20)
 
 
 def read_index(checkpoint_dir: str | Path) -> list[dict[str, Any]]:
@@ -78,9 +80,10 @@ def find_run(checkpoint_dir: str | Path, model: str | None = None, run_id: str |
     return {**found[-1], "checkpoint": str(Path(checkpoint_dir) / found[-1]["checkpoint"])}
 
 
-def default_run(checkpoint_dir: str | Path) -> dict[str, Any]:
-    """The ``find_run`` entry (checkpoint absolute) of the suite's default run: the newest plain run of the
-    first model of ``DEFAULT_MODELS`` that has one, else the newest plain run of any model.
+def default_run(checkpoint_dir: str | Path, tolerance: float = DEFAULT_ACCURACY_TOLERANCE) -> dict[str, Any]:
+    """The ``find_run`` entry (checkpoint absolute) of the suite's default run: among the newest plain runs of
+    the models of ``DEFAULT_MODELS``, the first (in that order) whose ``test_accuracy`` is at most ``tolerance``
+    below the best of them; when none of those models was trained, the newest plain run of any model.
 
     Raises ``FileNotFoundError`` naming the index and the fix when no plain run is recorded (``ValueError``
     for an unreadable index)."""
@@ -90,10 +93,15 @@ def default_run(checkpoint_dir: str | Path) -> dict[str, Any]:
                                 f"`make reports` or `python -m nbhelpers.train --model {DEFAULT_MODELS[0]}`, or pass "
                                 "--checkpoint <model.pt>")
     models = {run["model"] for run in plain}
-    preferred = next((model for model in DEFAULT_MODELS if model in models), None)
-    if preferred is not None:
-        return find_run(checkpoint_dir, preferred)
-    return find_run(checkpoint_dir, run_id=plain[-1]["run_id"])
+    candidates = [find_run(checkpoint_dir, model) for model in DEFAULT_MODELS if model in models]
+    if not candidates:
+        return find_run(checkpoint_dir, run_id=plain[-1]["run_id"])
+    accuracies = [run.get("test_accuracy") for run in candidates]
+    best = max((accuracy for accuracy in accuracies if accuracy is not None), default=None)
+    for run, accuracy in zip(candidates, accuracies):
+        if best is None or (accuracy is not None and accuracy >= best - tolerance):
+            return run
+    return candidates[0]
 
 
 def trained_checkpoints(checkpoint_dir: str | Path) -> dict[str, Path]:

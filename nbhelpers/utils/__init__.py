@@ -9,6 +9,7 @@ from nbhelpers.utils.atomic import (
     atomic_write_json,
     atomic_write_bytes,
     atomic_write_csv,
+    atomic_save_figure,
 )
 from nbhelpers.utils.device import get_default_device, to_device, DeviceDataLoader
 from nbhelpers.utils.progress import TEXT_PROGRESS_VARIABLE, text_progress_requested, text_progress_bars, progress_bar
@@ -20,6 +21,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_bytes",
     "atomic_write_csv",
+    "atomic_save_figure",
     "get_default_device",
     "to_device",
     "DeviceDataLoader",

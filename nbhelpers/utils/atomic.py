@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:
+    import matplotlib.figure
     import pandas as pd
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_write_bytes", "atomic_write_csv"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_write_bytes", "atomic_write_csv",
+           "atomic_save_figure"]
 
 
 def _current_umask() -> int:
@@ -71,3 +73,11 @@ def atomic_write_csv(target: str | os.PathLike, frame: pd.DataFrame) -> Path:
     with atomic_path(target, suffix=".csv") as temporary:
         frame.to_csv(temporary, index=False)
     return Path(target)
+
+
+def atomic_save_figure(target: str | os.PathLike, figure: matplotlib.figure.Figure, dpi: int = 110) -> Path:
+    """Save a matplotlib figure (format from the suffix, e.g. ``.png``) atomically; return the path."""
+    target = Path(target)
+    with atomic_path(target, suffix=target.suffix) as temporary:
+        figure.savefig(temporary, dpi=dpi, bbox_inches="tight", format=target.suffix.lstrip(".") or "png")
+    return target
