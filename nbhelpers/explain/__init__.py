@@ -6,7 +6,13 @@ Every name of its modules' ``__all__`` is imported here (a test checks the two a
 
 from nbhelpers.explain.base import Attribution, Targets, Explainer, select_targets, model_probabilities, is_bcos_model
 from nbhelpers.explain.bcos import BcosExplanation, explain, colour_explanation
-from nbhelpers.explain.bcos_plots import explain_split, gallery_rows, show_bcos_explanations, completeness_table
+from nbhelpers.explain.bcos_plots import (
+    explain_split,
+    gallery_rows,
+    show_bcos_explanations,
+    describe_gallery,
+    completeness_table,
+)
 from nbhelpers.explain.evaluation import (
     ExplainedModel,
     COLUMNS,
@@ -77,6 +83,7 @@ __all__ = [
     "explain_split",
     "gallery_rows",
     "show_bcos_explanations",
+    "describe_gallery",
     "completeness_table",
     "ExplainedModel",
     "COLUMNS",

@@ -18,8 +18,9 @@ import torch
 from nbhelpers.data.loaders import CLASSES
 from nbhelpers.training.result import TrainingResult
 from nbhelpers.explain.bcos import BcosExplanation, explain
+from nbhelpers.explain.metrics import face_focus
 
-__all__ = ["explain_split", "gallery_rows", "show_bcos_explanations", "completeness_table"]
+__all__ = ["explain_split", "gallery_rows", "show_bcos_explanations", "describe_gallery", "completeness_table"]
 
 
 def gallery_rows(probabilities: np.ndarray, labels: np.ndarray, count: int = 8, seed: int = 0) -> np.ndarray:
@@ -90,9 +91,29 @@ def show_bcos_explanations(faces: np.ndarray, labels: np.ndarray, explanation: B
     return figure
 
 
+def describe_gallery(labels: np.ndarray, explanation: BcosExplanation, classes: tuple[str, ...] = CLASSES) -> str:
+    """A few sentences (Markdown) on a gallery's explanations, computed from them: for the right and the wrong
+    faces, the mean share of the positive contribution on the inner face (``FACE_BOX``: eyes, nose, mouth;
+    a uniform map puts 0.43 there) and the mean explained probability."""
+    labels = np.asarray(labels)
+    right = explanation.predicted.cpu().numpy() == labels
+    focus = face_focus(explanation.contributions.cpu()).numpy()
+    confidence = explanation.probabilities.cpu().numpy()[np.arange(len(labels)), explanation.targets.cpu().numpy()]
+    lines = []
+    for name, rows in (("right", right), ("wrong", ~right)):
+        if rows.any():
+            lines.append(f"- {rows.sum()} {name} faces: {np.nanmean(focus[rows]):.0%} of the positive contribution "
+                         f"on the inner face (a uniform map: 43%), explained class probability {confidence[rows].mean():.2f}")
+    by_class = ", ".join(f"{classes[label]} {np.nanmean(focus[labels == label]):.0%}" for label in np.unique(labels))
+    return "\n".join(lines + [f"- inner-face share by true class: {by_class}"])
+
+
 def completeness_table(explanation: BcosExplanation, model: torch.nn.Module) -> pd.DataFrame:
-    """Per face: the explained logit, the sum of its contribution map plus the logit bias, and the gap."""
+    """Per face: the explained logit, the sum of its contribution map plus the logit bias, and the absolute and
+    relative (to |logit|) gaps."""
     bias = float(getattr(model, "logit_bias", 0.0) or 0.0)
     totals = explanation.contributions.flatten(1).sum(1).double().cpu().numpy() + bias
     logits = explanation.target_logits.double().cpu().numpy()
-    return pd.DataFrame({"logit": logits, "contributions + bias": totals, "absolute gap": np.abs(logits - totals)})
+    gap = np.abs(logits - totals)
+    return pd.DataFrame({"logit": logits, "contributions + bias": totals, "absolute gap": gap,
+                         "relative gap": gap / np.maximum(np.abs(logits), np.finfo(float).tiny)})

@@ -17,7 +17,7 @@ __all__ = ["PROFILES", "NOTEBOOK_MODELS", "profile_parameters"]
 NOTEBOOK_MODELS: dict[str, dict[str, str]] = {
     "03_resnet9_scratch": {"": "resnet9", "BASELINE_": "simple_cnn"},
     "04_resnet18_finetune": {"": "resnet18", "TRANSFER_": "efficientnet_lite0"},
-    "05_bcos_training": {"": "bcos_resnet18"},
+    "05_bcos_training": {"": "bcos_resnet18", "LITE_": "bcos_efficientnet_lite0"},
 }
 
 PROFILES: dict[str, dict[str, dict[str, object]]] = {
@@ -32,7 +32,8 @@ PROFILES: dict[str, dict[str, dict[str, object]]] = {
     "default": {},
     "full": {
         "02_augment": {"IMAGE_SIZE": 64, "FINETUNE_SIZE": 224},
-        "06_gradcam_analysis": {"FACES": 500, "ROAD_FACES": 500, "MODELS": "resnet18,bcos_resnet18,efficientnet_lite0"},
+        "06_gradcam_analysis": {"FACES": 500, "ROAD_FACES": 500,
+                                "MODELS": "resnet18,bcos_resnet18,efficientnet_lite0,bcos_efficientnet_lite0"},
     },
 }
 

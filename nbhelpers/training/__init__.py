@@ -48,6 +48,7 @@ from nbhelpers.training.runs import (
     load_run,
     load_trained_models,
     split_faces,
+    reference_gap,
 )
 
 __all__ = [
@@ -101,4 +102,5 @@ __all__ = [
     "load_run",
     "load_trained_models",
     "split_faces",
+    "reference_gap",
 ]

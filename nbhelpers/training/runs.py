@@ -31,7 +31,7 @@ from nbhelpers.utils.atomic import atomic_write_json
 from nbhelpers.utils.device import get_default_device
 
 __all__ = ["INDEX_NAME", "DEFAULT_MODELS", "DEFAULT_ACCURACY_TOLERANCE", "read_index", "record_run", "find_run", "default_run", "trained_checkpoints",
-           "load_run", "load_trained_models", "split_faces"]
+           "load_run", "load_trained_models", "split_faces", "reference_gap"]
 
 INDEX_NAME = "runs.json"
 # the suite's default model, in order of preference: the inherently interpretable B-cos EfficientNet-Lite0,
@@ -132,3 +132,12 @@ def split_faces(data_dir: str | Path, dataset: str, split: str, count: int, size
     cache = build_cache(frame, dataset, size, Path(data_dir) / "cache")
     rows = sample_rows(cache.split_indices(split), count, seed)
     return np.asarray(cache.images[rows]), labels_of(cache, rows), rows
+
+
+def reference_gap(checkpoint_dir: str | Path, reference_model: str, accuracy: float) -> tuple[float | None, float | None]:
+    """(test accuracy of the newest plain run of ``reference_model``, ``accuracy`` minus it in percentage
+    points); (None, None) when that model has no recorded run."""
+    reference = find_run(checkpoint_dir, reference_model, required=False)
+    if not reference or reference.get("test_accuracy") is None:
+        return None, None
+    return reference["test_accuracy"], 100 * (accuracy - reference["test_accuracy"])
