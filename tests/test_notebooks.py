@@ -58,7 +58,7 @@ def test_training_notebooks_record_runs(smoke_run, smoke_data_is_real):
     summary = json.loads((base / "reports" / "summary.json").read_text())
     runs = {**summary["03_resnet9_scratch"], **summary["04_resnet18_finetune"], **summary["05_bcos_training"]}
     index = {run["run_id"]: run for run in read_index(base / "data" / "checkpoints")}
-    for name in ("simple_cnn", "resnet9", "resnet18", "efficientnet_lite0", "bcos_resnet18"):
+    for name in ("simple_cnn", "resnet9", "resnet18", "efficientnet_lite0", "bcos_resnet18", "bcos_efficientnet_lite0"):
         assert 0 <= runs[name]["test_accuracy"] <= 1 and runs[name]["test_count"] > 0
         assert Path(runs[name]["checkpoint"]).is_file() and runs[name]["checkpoint"].endswith("model.pt")
         recorded = index[runs[name]["run_id"]]  # the run index, where 06-08 find the runs, agrees with the report
@@ -69,18 +69,21 @@ def test_training_notebooks_record_runs(smoke_run, smoke_data_is_real):
     if smoke_data_is_real:  # on drawn fixture faces the peer (trained on real photos) has nothing real to go on
         assert peer["accuracy"] > 0.8  # the peer is a real, trained model
     assert summary["05_bcos_training"]["completeness_max_gap"] < 1e-3  # contributions + bias == logit
+    assert summary["05_bcos_training"]["lite_completeness_max_relative_gap"] < 1e-4
+    assert (base / "reports" / "bcos_gallery.png").stat().st_size > 10_000  # the README's figure
 
 
 def test_explanation_notebook_outputs(smoke_run):
     _, base = smoke_run
     frame = pd.read_csv(base / "reports" / "explanations.csv")
     assert set(frame["method"]) == {"gradcam", "gradcam++", "xgradcam", "bcos", "random"}
-    assert set(frame["model"]) == {"resnet18", "bcos_resnet18"}
-    assert set(frame.loc[frame["method"] == "bcos", "model"]) == {"bcos_resnet18"}
+    assert set(frame["model"]) == {"resnet18", "bcos_resnet18", "bcos_efficientnet_lite0"}
+    assert set(frame.loc[frame["method"] == "bcos", "model"]) == {"bcos_resnet18", "bcos_efficientnet_lite0"}
+    assert "grid_pointing_game" in set(frame["metric"])
     assert {"deletion_auc", "insertion_auc", "face_focus", "road_combined", "randomisation_spearman"} <= set(frame["metric"])
     assert frame["value"].notna().mean() > 0.8
     summary = json.loads((base / "reports" / "summary.json").read_text())["06_gradcam_analysis"]
-    assert "bcos_resnet18/bcos" in summary and "resnet18/gradcam" in summary
+    assert "bcos_resnet18/bcos" in summary and "resnet18/gradcam" in summary and "bcos_efficientnet_lite0/bcos" in summary
 
 
 def test_bias_notebook_outputs(smoke_run):
