@@ -5,8 +5,8 @@ import os
 
 import pandas as pd
 
-from nbhelpers.reporting.model_card import best_run, model_card, real_photo_coverage, write_model_card
-from nbhelpers.reporting.reports import update_summary, write_index
+from nbhelpers.reporting.model_card import best_run, default_model_run, model_card, real_photo_coverage, write_model_card
+from nbhelpers.reporting.reports import read_summary, update_summary, write_index
 
 
 def test_card_reports_the_best_run_real_photos_and_groups(tmp_path):
@@ -68,3 +68,15 @@ def test_card_states_real_photo_coverage_per_gender_and_says_when_women_are_answ
     old = (folder / "audit.json").stat().st_mtime - 60
     os.utime(folder / "audit.json", (old, old))  # photos.csv written after the audit: the audit is stale
     assert real_photo_coverage(tmp_path)["female"]["with_face"] == 4
+
+
+def test_card_names_the_default_model_of_the_page_and_the_best_run_beside_it(tmp_path):
+    update_summary(tmp_path, "04", {"efficientnet_lite0": {"test_accuracy": 0.942, "run_id": "e-1"}})
+    update_summary(tmp_path, "05", {"bcos_efficientnet_lite0": {"test_accuracy": 0.935, "run_id": "b-1"}})
+    assert default_model_run(read_summary(tmp_path))[0] == "efficientnet_lite0"  # notebook 08 not run: the best
+    update_summary(tmp_path, "08_predict", {"model": "bcos_efficientnet_lite0"})
+    name, run = default_model_run(read_summary(tmp_path))
+    assert name == "bcos_efficientnet_lite0" and run["run_id"] == "b-1"
+    text = model_card(tmp_path)
+    assert text.startswith("# Model card: face-gender classifier `bcos_efficientnet_lite0`")
+    assert "default model of the upload page" in text and "most accurate trained run is `efficientnet_lite0` (94.2%" in text

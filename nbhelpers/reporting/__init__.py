@@ -7,6 +7,7 @@ Every name of its modules' ``__all__`` is imported here (a test checks the two a
 from nbhelpers.reporting.model_card import (
     REAL_PHOTOS_DIR,
     best_run,
+    default_model_run,
     real_photo_coverage,
     coverage_line,
     model_card,
@@ -18,6 +19,7 @@ from nbhelpers.reporting.reports import read_summary, update_summary, collapse_s
 __all__ = [
     "REAL_PHOTOS_DIR",
     "best_run",
+    "default_model_run",
     "real_photo_coverage",
     "coverage_line",
     "model_card",

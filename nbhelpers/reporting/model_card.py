@@ -21,7 +21,7 @@ import pandas as pd
 from nbhelpers.reporting.reports import read_summary
 from nbhelpers.utils.atomic import atomic_write_text
 
-__all__ = ["REAL_PHOTOS_DIR", "best_run", "real_photo_coverage", "coverage_line", "model_card", "write_model_card"]
+__all__ = ["REAL_PHOTOS_DIR", "best_run", "default_model_run", "real_photo_coverage", "coverage_line", "model_card", "write_model_card"]
 
 REAL_PHOTOS_DIR = "real_photos"  # where notebook 08 (and the evaluation command's --output) writes its files
 UNCERTAIN_LABEL = "uncertain"  # the label of a face the uncertain rule does not answer
@@ -54,18 +54,29 @@ _FAILURES = """## Known failure modes
   babies' faces, and UTKFace labels it anyway).
 - Real photos: accuracy on real photos (whole heads, background, other people) is far below the
   in-domain figure, and lower for women than for men; the model was trained on tightly aligned crops.
-- The detector's second, lower-threshold search finds a box in almost every photo, but about one box in eight
-  is then not a face (README, detection benchmark), and the hard faces it adds lean to "male". A photo in
-  which no face is found gets no gender at all ("no face found").
+- Faces the detector misses (profile views, small or occluded faces) get no gender at all ("no face
+  found"); the permissive searches that find more are off by default and answer "uncertain".
 - Perceived-gender labels encode annotators' assumptions; people who do not fit them are misclassified.
 """
 
 
 def best_run(summary: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     """(model name, run summary) of the trained run with the highest test accuracy in ``summary.json``."""
-    runs = [(name, run) for section in summary.values() if isinstance(section, dict)
-            for name, run in section.items() if isinstance(run, dict) and run.get("test_accuracy") is not None]
-    return max(runs, key=lambda item: item[1]["test_accuracy"]) if runs else None
+    runs = _runs(summary)
+    return max(runs.items(), key=lambda item: item[1]["test_accuracy"]) if runs else None
+
+
+def _runs(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: run for section in summary.values() if isinstance(section, dict)
+            for name, run in section.items() if isinstance(run, dict) and run.get("test_accuracy") is not None}
+
+
+def default_model_run(summary: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(model name, run summary) of the model the page and the command line answer with: notebook 08's
+    model (``nbhelpers.training.default_run``'s choice) when recorded, else the best run (``best_run``)."""
+    chosen = summary.get("08_predict", {}).get("model")
+    runs = _runs(summary)
+    return (chosen, runs[chosen]) if chosen in runs else best_run(summary)
 
 
 def _percent(value: Any) -> str:
@@ -178,14 +189,20 @@ def _groups(summary: dict[str, Any], name: str) -> list[str]:
 
 
 def model_card(reports_dir: str | Path) -> str:
-    """The model card text for the best run recorded in ``reports_dir/summary.json``."""
+    """The model card text for the default model (``default_model_run``) recorded in ``reports_dir/summary.json``."""
     summary = read_summary(reports_dir)
-    found = best_run(summary)
+    found = default_model_run(summary)
     if found is None:
         return "# Model card\n\nNo trained run in summary.json yet: run the training notebooks (03-05).\n"
     name, run = found
     coverage = real_photo_coverage(reports_dir)
-    parts = [f"# Model card: face-gender classifier `{name}`", _USES,
+    best = best_run(summary)
+    choice = (f"The default model of the upload page, the widget and `python -m nbhelpers.predict` is `{name}` "
+              "(the B-cos EfficientNet-Lite0 when its test accuracy is within 1 pp of the best of the Lite0 pair, "
+              "else the black-box Lite0: `nbhelpers.training.default_run`).")
+    if best and best[0] != name:
+        choice += f" The most accurate trained run is `{best[0]}` ({_percent(best[1]['test_accuracy'])} on the test split)."
+    parts = [f"# Model card: face-gender classifier `{name}`", choice, _USES,
              "\n".join(_performance(summary, name, run, coverage)),
              "\n".join(_groups(summary, name)), _FAILURES]
     return "\n\n".join(part.strip() for part in parts) + "\n"
