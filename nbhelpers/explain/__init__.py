@@ -6,6 +6,7 @@ Every name of its modules' ``__all__`` is imported here (a test checks the two a
 
 from nbhelpers.explain.base import Attribution, Targets, Explainer, select_targets, model_probabilities, is_bcos_model
 from nbhelpers.explain.bcos import BcosExplanation, explain, colour_explanation
+from nbhelpers.explain.checkerboard import checkerboard_index, nyquist_band_mask
 from nbhelpers.explain.bcos_plots import explain_split, gallery_rows, show_bcos_explanations, completeness_table
 from nbhelpers.explain.evaluation import (
     ExplainedModel,
@@ -74,6 +75,8 @@ __all__ = [
     "BcosExplanation",
     "explain",
     "colour_explanation",
+    "checkerboard_index",
+    "nyquist_band_mask",
     "explain_split",
     "gallery_rows",
     "show_bcos_explanations",
