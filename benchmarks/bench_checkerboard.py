@@ -5,13 +5,14 @@
 Odena, Dumoulin, Olah, "Deconvolution and Checkerboard Artifacts", Distill 2016 (the artefact);
 Zhang, "Making Convolutional Networks Shift-Invariant Again", ICML 2019 (the fix). For the untrained
 ``bcos_resnet18`` (width 64, seeded) and the just-converted ``bcos_efficientnet_lite0`` (ImageNet,
-B-cosified), each with ``downsampling="stride"``, with only the stem convolution blurred, and with
-``downsampling="blur"`` (same weights in all three): the checkerboard index
-(``nbhelpers.explain.checkerboard_index``) of the contribution maps of ``--count`` test faces from the
-existing cache (never rebuilt: a stale cache is an error) and of their weights W(x), the completeness
-error, the floating-point operations of a training step (``FlopCounterMode``: convolutions and matrix
-products only, not the element-wise B-cos and pooling work) and the images per second of a training step (forward, loss, backward, SGD step; train mode; batch ``--batch``), the
-variants interleaved round-robin so that load from other processes hits them alike (median of rounds).
+B-cosified), each with ``downsampling="stride"``, ``"blur_stem"`` and ``"blur"`` (same weights in all
+three): the checkerboard index (``nbhelpers.explain.checkerboard_index``) of the contribution maps of
+``--count`` test faces from the existing cache (never rebuilt: a stale cache is an error) and of their
+weights W(x), the relative completeness error, the multiply-accumulates of one forward pass
+(convolutions and linear layers only, not the element-wise B-cos and pooling work) and the images per
+second of a training step (forward, loss, backward, SGD step; train mode; batch ``--batch``), the
+variants interleaved round-robin in rotating order, so that load from other processes hits them alike
+(median of rounds).
 """
 
 from __future__ import annotations
@@ -25,19 +26,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from nbhelpers.data.cache import build_cache, manifest_fingerprint
 from nbhelpers.data.transforms import bcos_encode
 from nbhelpers.explain.bcos import explain
 from nbhelpers.explain.checkerboard import checkerboard_index
 from nbhelpers.models import create_model
-from nbhelpers.models.bcos_efficientnet_lite import BlurPoolSamePaddingBcosConv2d
-from nbhelpers.models.bcos_layers import BlurPoolBcosConv2d
+from nbhelpers.models.bcos_layers import DOWNSAMPLING
 
-__all__ = ["load_faces", "build_variants", "explanation_scores", "step_flops", "step_rates", "main"]
+__all__ = ["load_faces", "build_variants", "explanation_scores", "forward_macs", "step_rates", "main"]
 
-STEMS = {"bcos_resnet18": "conv1", "bcos_efficientnet_lite0": "_conv_stem"}
+MODELS = ("bcos_resnet18", "bcos_efficientnet_lite0")
 
 
 def load_faces(manifest: Path, cache_dir: Path, size: int, count: int) -> torch.Tensor:
@@ -52,30 +51,15 @@ def load_faces(manifest: Path, cache_dir: Path, size: int, count: int) -> torch.
     return bcos_encode(images)
 
 
-def _blur_stem(model: nn.Module, name: str) -> nn.Module:
-    stem = model.get_submodule(name)
-    if name == "conv1":
-        blurred = BlurPoolBcosConv2d(stem.in_channels, stem.out_channels, stem.kernel_size, stem.stride,
-                                     stem.padding, b=stem.b)
-    else:
-        blurred = BlurPoolSamePaddingBcosConv2d(stem.in_channels, stem.out_channels, stem.kernel_size[0],
-                                                stem.stride[0], b=stem.b)
-    blurred.load_state_dict(stem.state_dict())
-    setattr(model, name, blurred)
-    return model
-
-
 def build_variants(name: str, width: int) -> dict[str, nn.Module]:
-    """``stride``, ``blur stem`` and ``blur`` versions of model ``name`` with identical weights."""
-    options = {"width": width} if name == "bcos_resnet18" else {"pretrained": True}
+    """Model ``name`` with each ``downsampling`` option (``stride``, ``blur_stem``, ``blur``), identical weights."""
+    options = {"width": width} if name == "bcos_resnet18" else {}
     torch.manual_seed(0)
-    reference = create_model(name, **options)
+    reference = create_model(name, pretrained=name != "bcos_resnet18", **options)
     variants = {"stride": reference}
-    for label, downsampling in (("blur stem", "stride"), ("blur", "blur")):
-        model = create_model(name, **{**options, "pretrained": False} if "pretrained" in options else options,
-                             downsampling=downsampling)
-        model.load_state_dict(reference.state_dict())
-        variants[label] = _blur_stem(model, STEMS[name]) if label == "blur stem" else model
+    for downsampling in DOWNSAMPLING[1:]:
+        variants[downsampling] = create_model(name, downsampling=downsampling, **options)
+        variants[downsampling].load_state_dict(reference.state_dict())
     return variants
 
 
@@ -91,14 +75,24 @@ def explanation_scores(model: nn.Module, faces: torch.Tensor) -> dict[str, float
             "completeness": float(error / explanation.target_logits.abs().max())}
 
 
-def step_flops(model: nn.Module, batch: int, size: int) -> float:
-    """Floating-point operations (convolutions and matrix products) of one training step's forward and backward."""
-    model.train()
-    images, labels = bcos_encode(torch.rand(batch, 3, size, size)), torch.zeros(batch, dtype=torch.long)
-    with FlopCounterMode(display=False) as counter:
-        model.loss(model(images), labels).backward()
-    model.zero_grad(set_to_none=True)
-    return float(counter.get_total_flops())
+def forward_macs(model: nn.Module, size: int) -> int:
+    """Multiply-accumulates of the convolutions and linear layers in one forward pass of one image."""
+    total = 0
+
+    def count(module: nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        nonlocal total
+        total += module.weight[0].numel() * output.numel()  # taps per output value (grouped convs included)
+
+    layers = [module for module in model.modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
+    handles = [layer.register_forward_hook(count) for layer in layers]
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(bcos_encode(torch.rand(1, 3, size, size)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
 
 
 def step_rates(models: dict[str, nn.Module], batch: int, size: int, rounds: int) -> dict[str, float]:
@@ -133,15 +127,15 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=64)
     arguments = parser.parse_args()
     faces = load_faces(arguments.manifest, arguments.cache_dir, arguments.size, arguments.count)
-    for name in STEMS:
+    for name in MODELS:
         variants = build_variants(name, arguments.width)
         results = {label: explanation_scores(model, faces) for label, model in variants.items()}  # before training
-        flops = {label: step_flops(model, arguments.batch, arguments.size) for label, model in variants.items()}
+        macs = {label: forward_macs(model, arguments.size) for label, model in variants.items()}
         rates = step_rates(variants, arguments.batch, arguments.size, arguments.rounds)
         for label, scores in results.items():
             print(f"{name:24s} {label:10s} checkerboard {scores['index']:.4f} (sd {scores['index_sd']:.4f}), "
                   f"of W(x) {scores['weights_index']:.4f}; relative completeness error {scores['completeness']:.1e}; "
-                  f"train step {flops[label] / 1e9:.0f} GFLOP ({flops[label] / flops['stride']:.2f} x), "
+                  f"{macs[label] / 1e6:.0f} M MAC ({macs[label] / macs['stride']:.2f} x), "
                   f"{rates[label]:.1f} img/s ({rates[label] / rates['stride']:.2f} x)", flush=True)
 
 

@@ -58,8 +58,9 @@ def train_briefly(model: torch.nn.Module, steps: int = 5) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"b": 1.5, "max_out": 2}, {"downsampling": "blur"},
-                                    {"downsampling": "blur", "small_input": False}],
-                         ids=["B2", "B1.5-maxout2", "blur", "blur-stem"])
+                                    {"downsampling": "blur", "small_input": False},
+                                    {"downsampling": "blur_stem", "small_input": False}],
+                         ids=["B2", "B1.5-maxout2", "blur", "blur-large-input", "blur_stem"])
 @pytest.mark.parametrize("trained", [False, True], ids=["random", "trained"])
 def test_contributions_sum_to_the_logit_minus_bias(kwargs, trained):
     model = tiny_model(**kwargs)
@@ -281,5 +282,11 @@ def test_blur_downsampling_keeps_keys_and_removes_the_checkerboard():
     before = checkerboard_index(explain(strided, images).weights.flatten(0, 1)).mean()
     after = checkerboard_index(explain(blurred, images).weights.flatten(0, 1)).mean()
     assert after < before / 3
+    stem_only = tiny_model(small_input=False, downsampling="blur_stem").eval()
+    stem_only.load_state_dict(strided.state_dict())
+    assert isinstance(stem_only.conv1, BlurPoolBcosConv2d) and type(stem_only.layer2[0].conv1) is BcosConv2d
+    assert checkerboard_index(explain(stem_only, images).weights.flatten(0, 1)).mean() < before / 3
     with pytest.raises(ValueError, match="downsampling"):
         bcos_resnet18(downsampling="maxpool")
+    with pytest.raises(ValueError, match="small_input"):
+        bcos_resnet18(downsampling="blur_stem", small_input=True)

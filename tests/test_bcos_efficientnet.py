@@ -224,5 +224,10 @@ def test_blur_downsampling_converts_the_same_weights_and_stays_exact(plain):
     for size in (SIZE, SIZE + 1):
         assert model.extract_features(bcos_encode(images(1, size=size))).shape[-1] == -(-size // 32)
     assert_complete(calibrate(model).to(DEVICE), bcos_encode(images()).to(DEVICE))
+    stem_only = converted(plain, downsampling="blur_stem")
+    assert [name for name, module in stem_only.named_modules()
+            if isinstance(module, BlurPoolSamePaddingBcosConv2d)] == ["_conv_stem"]
+    assert torch.equal(stem_only._conv_stem.weight, model._conv_stem.weight)  # converted weights, not the random ones
+    assert_complete(calibrate(stem_only).to(DEVICE), bcos_encode(images()).to(DEVICE))
     with pytest.raises(ValueError, match="downsampling"):
         BcosEfficientNetLite0(downsampling="maxpool")

@@ -130,8 +130,9 @@ class BcosEfficientNetLite0(EfficientNetLite0):
     The Lite0 builder with B-cos layer types: ``same_padding_bcos_conv``, uncentred norms, ReLU (or
     identity) and ``BcosHead``. ``b``: the B of every B-cos layer; ``activation``: ``"relu"`` or
     ``"identity"``; ``logit_bias`` None means ``-log(num_classes - 1)`` (0 for two classes);
-    ``logit_temperature`` None means 1; ``downsampling``: ``"stride"`` (the pretrained layout) or ``"blur"``
-    (stride-2 convolutions at stride 1 plus 2 x 2 average pooling, no pixel-level checkerboard; same keys).
+    ``logit_temperature`` None means 1; ``downsampling``: ``"stride"`` (the pretrained layout), ``"blur"``
+    (stride-2 convolutions at stride 1 plus 2 x 2 average pooling, no pixel-level checkerboard) or
+    ``"blur_stem"`` (only the stem, the one strided layer at input resolution: as effective; same keys).
     Raises ``ValueError`` for an unknown activation or downsampling or an input with neither 3 nor 6 channels.
     """
 
@@ -147,6 +148,11 @@ class BcosEfficientNetLite0(EfficientNetLite0):
         super().__init__(num_classes, dropout, in_channels=6, conv_layer=partial(same_padding_bcos_conv, b=b, downsampling=downsampling),
                          norm_layer=uncentred_norm, activation_layer=ACTIVATIONS[activation],
                          head_layer=partial(BcosHead, b=b, logit_temperature=logit_temperature, logit_bias=logit_bias))
+        if downsampling == "blur_stem":
+            stem = BlurPoolSamePaddingBcosConv2d(in_channels=6, out_channels=self._conv_stem.out_channels,
+                                                 kernel_size=self._conv_stem.kernel_size[0], b=b)
+            stem.load_state_dict(self._conv_stem.state_dict())
+            self._conv_stem = stem
         self.b, self.logit_bias, self.downsampling = float(b), float(logit_bias), downsampling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,10 +28,10 @@ from nbhelpers.models.bcos_functional import (
     uncentred_batch_norm,
 )
 
-__all__ = ["BcosConv2d", "BlurPoolBcosConv2d", "blur_pool_bcos_conv", "DOWNSAMPLING", "BcosLinear", "BatchNormUncentred2d", "LogitLayer", "BcosHead", "explanation_mode"]
+__all__ = ["BcosConv2d", "BlurPoolBcosConv2d", "blur_pool_bcos_conv", "blur_pooled", "DOWNSAMPLING", "BcosLinear", "BatchNormUncentred2d", "LogitLayer", "BcosHead", "explanation_mode"]
 
 _Size = int | tuple[int, int]
-DOWNSAMPLING = ("stride", "blur")  # how B-cos builders downsample: strided convolutions or BlurPool
+DOWNSAMPLING = ("stride", "blur_stem", "blur")  # strided convolutions, BlurPool in the stem only, or everywhere
 _EPSILON = 1e-6  # added to squared patch norms and to |cos| for B != 2, as B-cos-v2 does
 
 
@@ -143,6 +143,15 @@ def blur_pool_bcos_conv(in_channels: int, out_channels: int, kernel_size: _Size,
     if _pair(stride) == (1, 1):
         return BcosConv2d(in_channels, out_channels, kernel_size, **kwargs)
     return BlurPoolBcosConv2d(in_channels, out_channels, kernel_size, stride, **kwargs)
+
+
+def blur_pooled(layer: BcosConv2d) -> BlurPoolBcosConv2d:
+    """A ``BlurPoolBcosConv2d`` with the configuration and (copied) weights of the strided ``layer``."""
+    blurred = BlurPoolBcosConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                                 layer.dilation, layer.groups, b=layer.b, max_out=layer.max_out,
+                                 device=layer.weight.device, dtype=layer.weight.dtype)
+    blurred.load_state_dict(layer.state_dict())
+    return blurred
 
 
 class BcosLinear(nn.Linear):

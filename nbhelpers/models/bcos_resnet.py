@@ -30,6 +30,7 @@ from nbhelpers.models.bcos_layers import (
     BcosConv2d,
     BcosHead,
     blur_pool_bcos_conv,
+    blur_pooled,
     explanation_mode,
 )
 from nbhelpers.models.factories import resnet_stages
@@ -44,10 +45,11 @@ class BcosResNet(ResNet):
     """A ResNet built with B-cos layers; trains with BCE on one-hot targets.
 
     ``downsampling``: ``"stride"`` (strided convolutions, the default and the layout of earlier
-    checkpoints) or ``"blur"`` (every strided convolution, stem and 1x1 shortcuts included, at stride 1
+    checkpoints), ``"blur"`` (every strided convolution, stem and 1x1 shortcuts included, at stride 1
     followed by average pooling: ``BlurPoolBcosConv2d``, which removes the pixel-level checkerboard of the
-    explanations; same state-dict keys, so checkpoints load into either). Raises ``ValueError`` for
-    another value.
+    explanations) or ``"blur_stem"`` (only the 7x7 stem, the one strided layer at input resolution, which
+    removes nearly all of it; not with ``small_input``, whose stem has stride 1). Same state-dict keys in
+    all three, so checkpoints load into any. Raises ``ValueError`` for another value.
 
     ``forward`` takes the encoded (N, 6, H, W) input; a 3-channel batch (images in 0..1) is encoded on
     the fly, so generic code that feeds RGB still works. Its registered ``RunSpec`` (pipeline ``bcos``) tells
@@ -59,15 +61,19 @@ class BcosResNet(ResNet):
                  small_input: bool = False, width: int = 64, downsampling: str = "stride") -> None:
         if downsampling not in DOWNSAMPLING:
             raise ValueError(f"downsampling must be one of {DOWNSAMPLING}, not {downsampling!r}")
+        if downsampling == "blur_stem" and small_input:
+            raise ValueError("downsampling='blur_stem' needs the strided stem; with small_input=True use 'blur'")
         if logit_bias is None:
             logit_bias = -math.log(num_classes - 1) if num_classes > 2 else 0.0
         super().__init__(block, layers, num_classes, in_channels=6,
-                         conv_layer=partial(BcosConv2d if downsampling == "stride" else blur_pool_bcos_conv, b=b,
+                         conv_layer=partial(blur_pool_bcos_conv if downsampling == "blur" else BcosConv2d, b=b,
                                             max_out=max_out), norm_layer=BatchNormUncentred2d,
                          activation_layer=nn.Identity,
                          head=partial(BcosHead, b=b, max_out=max_out, logit_temperature=logit_temperature,
                                       logit_bias=logit_bias),
                          small_input=small_input, width=width)
+        if downsampling == "blur_stem":
+            self.conv1 = blur_pooled(self.conv1)
         self.b, self.logit_bias, self.downsampling = float(b), float(logit_bias), downsampling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
