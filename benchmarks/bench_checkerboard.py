@@ -81,7 +81,9 @@ def forward_macs(model: nn.Module, size: int) -> int:
 
     def count(module: nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
         nonlocal total
-        total += module.weight[0].numel() * output.numel()  # taps per output value (grouped convs included)
+        pooled = getattr(module, "pool_stride", 1)  # BlurPool layers convolve at stride 1, then pool
+        factor = pooled[0] * pooled[1] if isinstance(pooled, tuple) else pooled * pooled
+        total += module.weight[0].numel() * output.numel() * factor  # taps per value (grouped convs included)
 
     layers = [module for module in model.modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
     handles = [layer.register_forward_hook(count) for layer in layers]
