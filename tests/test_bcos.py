@@ -17,9 +17,11 @@ from nbhelpers.data.transforms import bcos_encode
 from nbhelpers.explain.bcos import colour_explanation, explain
 from nbhelpers.models import create_model
 from nbhelpers.models.bcos_functional import _channel_sums_of_products
+from nbhelpers.explain.checkerboard import checkerboard_index
 from nbhelpers.models.bcos_layers import (
     BatchNormUncentred2d,
     BcosConv2d,
+    BlurPoolBcosConv2d,
     BcosLinear,
     explanation_mode,
 )
@@ -55,7 +57,10 @@ def train_briefly(model: torch.nn.Module, steps: int = 5) -> torch.nn.Module:
     return model.double().eval()
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"b": 1.5, "max_out": 2}], ids=["B2", "B1.5-maxout2"])
+@pytest.mark.parametrize("kwargs", [{}, {"b": 1.5, "max_out": 2}, {"downsampling": "blur"},
+                                    {"downsampling": "blur", "small_input": False},
+                                    {"downsampling": "blur_stem", "small_input": False}],
+                         ids=["B2", "B1.5-maxout2", "blur", "blur-large-input", "blur_stem"])
 @pytest.mark.parametrize("trained", [False, True], ids=["random", "trained"])
 def test_contributions_sum_to_the_logit_minus_bias(kwargs, trained):
     model = tiny_model(**kwargs)
@@ -253,3 +258,35 @@ def test_bfloat16_autocast_training_step():
         loss = model.training_step((encoded_images(4).float().cpu(), torch.tensor([0, 1, 0, 1])))
     loss.backward()
     assert all(torch.isfinite(parameter.grad).all() for parameter in model.parameters())
+
+
+def test_blur_pool_conv_is_the_stride_one_conv_average_pooled():
+    torch.manual_seed(0)
+    strided = BcosConv2d(6, 4, kernel_size=3, stride=2, padding=1).double()
+    blurred = BlurPoolBcosConv2d(6, 4, kernel_size=3, stride=2, padding=1).double()
+    blurred.load_state_dict(strided.state_dict())
+    dense = BcosConv2d(6, 4, kernel_size=3, padding=1).double()
+    dense.load_state_dict(strided.state_dict())
+    for size in (10, 11):  # odd sizes: ceil(size / 2) cells, as the strided layer
+        x = torch.randn(2, 6, size, size, dtype=torch.float64)
+        assert blurred(x).shape == strided(x).shape
+        assert torch.allclose(blurred(x), functional.avg_pool2d(dense(x), 2, ceil_mode=True))
+
+
+def test_blur_downsampling_keeps_keys_and_removes_the_checkerboard():
+    strided, blurred = (tiny_model(small_input=False, downsampling=option).eval() for option in ("stride", "blur"))
+    assert blurred.load_state_dict(strided.state_dict()) is not None  # same keys: checkpoints load into either
+    assert isinstance(blurred.conv1, BlurPoolBcosConv2d) and isinstance(blurred.layer2[0].downsample[0],
+                                                                        BlurPoolBcosConv2d)
+    images = encoded_images(count=4, size=48)
+    before = checkerboard_index(explain(strided, images).weights.flatten(0, 1)).mean()
+    after = checkerboard_index(explain(blurred, images).weights.flatten(0, 1)).mean()
+    assert after < before / 3
+    stem_only = tiny_model(small_input=False, downsampling="blur_stem").eval()
+    stem_only.load_state_dict(strided.state_dict())
+    assert isinstance(stem_only.conv1, BlurPoolBcosConv2d) and type(stem_only.layer2[0].conv1) is BcosConv2d
+    assert checkerboard_index(explain(stem_only, images).weights.flatten(0, 1)).mean() < before / 3
+    with pytest.raises(ValueError, match="downsampling"):
+        bcos_resnet18(downsampling="maxpool")
+    with pytest.raises(ValueError, match="small_input"):
+        bcos_resnet18(downsampling="blur_stem", small_input=True)

@@ -12,6 +12,7 @@ from nbhelpers.explain.bcos import explain
 from nbhelpers.models import create_model
 from nbhelpers.models.bcos_efficientnet_lite import (
     DEAD_FILTER_NORM,
+    BlurPoolSamePaddingBcosConv2d,
     BcosEfficientNetLite0,
     bcos_efficientnet_lite0,
     bcosify_state_dict,
@@ -211,3 +212,22 @@ def test_registry_inputs_and_weights_files(tmp_path, plain):
         bcos_efficientnet_lite0(pretrained=str(bad))
     with pytest.raises(ValueError, match="activation"):
         BcosEfficientNetLite0(activation="relu6")
+
+
+def test_blur_downsampling_converts_the_same_weights_and_stays_exact(plain):
+    model = converted(plain, downsampling="blur")
+    strided_layers = [name for name, module in converted(plain).named_modules()
+                      if isinstance(module, BcosConv2d) and module.stride != (1, 1)]
+    assert len(strided_layers) == 5  # the stem and four depthwise convolutions
+    assert all(isinstance(model.get_submodule(name), BlurPoolSamePaddingBcosConv2d) for name in strided_layers)
+    assert set(model.state_dict()) == set(BcosEfficientNetLite0().state_dict())  # checkpoints load into either
+    for size in (SIZE, SIZE + 1):
+        assert model.extract_features(bcos_encode(images(1, size=size))).shape[-1] == -(-size // 32)
+    assert_complete(calibrate(model).to(DEVICE), bcos_encode(images()).to(DEVICE))
+    stem_only = converted(plain, downsampling="blur_stem")
+    assert [name for name, module in stem_only.named_modules()
+            if isinstance(module, BlurPoolSamePaddingBcosConv2d)] == ["_conv_stem"]
+    assert torch.equal(stem_only._conv_stem.weight, model._conv_stem.weight)  # converted weights, not the random ones
+    assert_complete(calibrate(stem_only).to(DEVICE), bcos_encode(images()).to(DEVICE))
+    with pytest.raises(ValueError, match="downsampling"):
+        BcosEfficientNetLite0(downsampling="maxpool")

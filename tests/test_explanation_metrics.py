@@ -333,3 +333,25 @@ def test_evaluate_explanations_grid_pointing_game_on_3x3_grids():
                               grid_count=2, grid=3, **options)
     with pytest.raises(ValueError, match="grid must be an integer >= 2"):
         evaluate_explanations([("tiny", model, preprocess)], ["random"], images, labels, grid=1, **options)
+
+
+def test_checkerboard_index_separates_period_two_patterns_from_smooth_maps():
+    from nbhelpers.explain.checkerboard import checkerboard_index, nyquist_band_mask
+
+    rows, columns = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+    checkerboard = (-1.0) ** (rows + columns)
+    stripes = (-1.0) ** rows
+    blob = torch.exp(-((rows - 40) ** 2 + (columns - 55) ** 2) / (2 * 12.0 ** 2))
+    noise = torch.randn(64, 96, 96, generator=torch.Generator().manual_seed(0))
+    scores = checkerboard_index(torch.stack([checkerboard, stripes, blob, blob + 0.3 * checkerboard]))
+    assert scores[0] > 0.99 and scores[1] > 0.99
+    assert scores[2] < 1e-3
+    assert 0.2 < scores[3] < 0.99  # a smooth map with a faint checkerboard lies in between
+    band_share = nyquist_band_mask(96, 96).double().mean()
+    assert abs(checkerboard_index(noise).mean() - band_share) < 0.01  # white noise: the band's area
+    assert abs(band_share - 3 * (2 / 16) ** 2) < 0.01
+    assert checkerboard_index(torch.ones(5, 5)) == 0  # constant map: no power outside DC
+    with pytest.raises(ValueError, match="shape"):
+        checkerboard_index(torch.zeros(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="half_width"):
+        nyquist_band_mask(8, 8, half_width=0.3)

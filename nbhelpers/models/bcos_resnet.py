@@ -26,8 +26,11 @@ import torch.nn.functional as functional
 from nbhelpers.data.transforms import bcos_encode
 from nbhelpers.models.bcos_layers import (
     BatchNormUncentred2d,
+    DOWNSAMPLING,
     BcosConv2d,
     BcosHead,
+    blur_pool_bcos_conv,
+    blur_pooled,
     explanation_mode,
 )
 from nbhelpers.models.factories import resnet_stages
@@ -41,6 +44,13 @@ __all__ = ["BcosResNet", "bcos_resnet18"]
 class BcosResNet(ResNet):
     """A ResNet built with B-cos layers; trains with BCE on one-hot targets.
 
+    ``downsampling``: ``"stride"`` (strided convolutions, the default and the layout of earlier
+    checkpoints), ``"blur"`` (every strided convolution, stem and 1x1 shortcuts included, at stride 1
+    followed by average pooling: ``BlurPoolBcosConv2d``, which removes the pixel-level checkerboard of the
+    explanations) or ``"blur_stem"`` (only the 7x7 stem, the one strided layer at input resolution, which
+    removes nearly all of it; not with ``small_input``, whose stem has stride 1). Same state-dict keys in
+    all three, so checkpoints load into any. Raises ``ValueError`` for another value.
+
     ``forward`` takes the encoded (N, 6, H, W) input; a 3-channel batch (images in 0..1) is encoded on
     the fly, so generic code that feeds RGB still works. Its registered ``RunSpec`` (pipeline ``bcos``) tells
     checkpoints and inference code which input the model expects.
@@ -48,16 +58,23 @@ class BcosResNet(ResNet):
 
     def __init__(self, block: Type[BasicBlock | Bottleneck], layers: list[int], num_classes: int = 2, b: float = 2.0,
                  max_out: int = 1, logit_bias: float | None = None, logit_temperature: float | None = None,
-                 small_input: bool = False, width: int = 64) -> None:
+                 small_input: bool = False, width: int = 64, downsampling: str = "stride") -> None:
+        if downsampling not in DOWNSAMPLING:
+            raise ValueError(f"downsampling must be one of {DOWNSAMPLING}, not {downsampling!r}")
+        if downsampling == "blur_stem" and small_input:
+            raise ValueError("downsampling='blur_stem' needs the strided stem; with small_input=True use 'blur'")
         if logit_bias is None:
             logit_bias = -math.log(num_classes - 1) if num_classes > 2 else 0.0
         super().__init__(block, layers, num_classes, in_channels=6,
-                         conv_layer=partial(BcosConv2d, b=b, max_out=max_out), norm_layer=BatchNormUncentred2d,
+                         conv_layer=partial(blur_pool_bcos_conv if downsampling == "blur" else BcosConv2d, b=b,
+                                            max_out=max_out), norm_layer=BatchNormUncentred2d,
                          activation_layer=nn.Identity,
                          head=partial(BcosHead, b=b, max_out=max_out, logit_temperature=logit_temperature,
                                       logit_bias=logit_bias),
                          small_input=small_input, width=width)
-        self.b, self.logit_bias = float(b), float(logit_bias)
+        if downsampling == "blur_stem":
+            self.conv1 = blur_pooled(self.conv1)
+        self.b, self.logit_bias, self.downsampling = float(b), float(logit_bias), downsampling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 3:
@@ -90,7 +107,7 @@ class BcosResNet(ResNet):
                         description="B-cos ResNet-18, 6-channel B-cos encoding"))
 def bcos_resnet18(num_classes: int = 2, small_input: bool = False, width: int = 64, b: float = 2.0,
                   pretrained: bool | str = False, **kwargs) -> BcosResNet:
-    """B-cos ResNet-18 from scratch (``max_out``, ``logit_bias``, ``logit_temperature`` pass through)."""
+    """B-cos ResNet-18 from scratch (``max_out``, ``logit_bias``, ``logit_temperature``, ``downsampling`` pass through)."""
     if pretrained:
         raise ValueError("no B-cos ImageNet weights are available offline for bcos_resnet18; use pretrained=False")
     model = BcosResNet(BasicBlock, [2, 2, 2, 2], num_classes, b=b, small_input=small_input, width=width, **kwargs)
