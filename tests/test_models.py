@@ -75,7 +75,9 @@ EXPECTED_PIPELINES = {"simple_cnn": "pad_crop_flip", "resnet9": "pad_crop_flip",
 def test_every_model_is_registered_with_its_configuration(name):
     spec, model = model_spec(name), create_model(name)
     assert spec.pipeline == EXPECTED_PIPELINES[name] and spec.normalisation == NORMALISATIONS[spec.pipeline]
-    assert spec.input_size >= 32 and model_spec(model).replace(model_kwargs={}, pretrained_source=None) == spec
+    built = model_spec(model)
+    assert spec.input_size >= 32 and built.replace(model_kwargs=spec.model_kwargs, pretrained_source=None) == spec
+    assert built.model_kwargs == {"num_classes": 2, **spec.model_kwargs}  # the registered arguments are recorded
     assert spec.is_bcos == name.startswith("bcos_")
     assert any(key.startswith(spec.classifier) for key in model.state_dict())  # the head that weights skip
     names = dict(model.named_modules())

@@ -18,6 +18,7 @@ import torch
 from nbhelpers.data.loaders import CLASSES
 from nbhelpers.training.result import TrainingResult
 from nbhelpers.explain.bcos import BcosExplanation, explain
+from nbhelpers.explain.checkerboard import checkerboard_index
 from nbhelpers.explain.metrics import face_focus
 
 __all__ = ["explain_split", "gallery_rows", "show_bcos_explanations", "describe_gallery", "completeness_table"]
@@ -94,7 +95,7 @@ def show_bcos_explanations(faces: np.ndarray, labels: np.ndarray, explanation: B
 def describe_gallery(labels: np.ndarray, explanation: BcosExplanation, classes: tuple[str, ...] = CLASSES) -> str:
     """A few sentences (Markdown) on a gallery's explanations, computed from them: for the right and the wrong
     faces, the mean share of the positive contribution on the inner face (``FACE_BOX``: eyes, nose, mouth;
-    a uniform map puts 0.43 there) and the mean explained probability."""
+    a uniform map puts 0.43 there) and the mean explained probability; and the maps' mean ``checkerboard_index``."""
     labels = np.asarray(labels)
     right = explanation.predicted.cpu().numpy() == labels
     focus = face_focus(explanation.contributions.cpu()).numpy()
@@ -105,7 +106,10 @@ def describe_gallery(labels: np.ndarray, explanation: BcosExplanation, classes: 
             lines.append(f"- {rows.sum()} {name} faces: {np.nanmean(focus[rows]):.0%} of the positive contribution "
                          f"on the inner face (a uniform map: 43%), explained class probability {confidence[rows].mean():.2f}")
     by_class = ", ".join(f"{classes[label]} {np.nanmean(focus[labels == label]):.0%}" for label in np.unique(labels))
-    return "\n".join(lines + [f"- inner-face share by true class: {by_class}"])
+    checkerboard = float(checkerboard_index(explanation.contributions.cpu()).mean())
+    return "\n".join(lines + [f"- inner-face share by true class: {by_class}",
+                               f"- checkerboard index of the contribution maps {checkerboard:.4f} (power share near the "
+                               "Nyquist frequencies; white noise 0.047)"])
 
 
 def completeness_table(explanation: BcosExplanation, model: torch.nn.Module) -> pd.DataFrame:

@@ -78,14 +78,15 @@ def model_spec(name_or_model: str | nn.Module) -> RunSpec:
 
 
 def create_model(name: str | RunSpec, num_classes: int = 2, **kwargs: Any) -> nn.Module:
-    """Build the model registered as ``name`` (or described by a ``RunSpec``, with its ``model_kwargs``) and
-    attach its spec as ``model.spec``, with the factory's arguments and the pretrained source it loaded."""
+    """Build the model registered as ``name`` (or described by a ``RunSpec``), with its spec's ``model_kwargs``
+    as default arguments (``kwargs`` override them), and attach its spec as ``model.spec``, with the factory's arguments and the pretrained source it loaded."""
     if isinstance(name, RunSpec):
         spec, kwargs = name, {**name.model_kwargs, **kwargs}
         kwargs.pop("num_classes", None)
         num_classes = len(spec.classes)
     else:
         spec = _entry(name).spec
+        kwargs = {**{key: value for key, value in spec.model_kwargs.items() if key != "num_classes"}, **kwargs}
         if num_classes != len(spec.classes):  # another task than the suite's two classes: generic class names
             spec = spec.replace(classes=tuple(f"class_{index}" for index in range(num_classes)))
     model = _entry(spec.model).factory(num_classes=num_classes, **kwargs)
