@@ -112,6 +112,23 @@ def test_evaluate_command_writes_its_tables(checkpoint, make_image, tmp_path):
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
 
 
+def test_evaluate_command_without_checkpoint_evaluates_the_default_run(checkpoint, make_image, tmp_path, capsys):
+    from nbhelpers.predict.evaluate_cli import main
+    from nbhelpers.utils.atomic import atomic_write_json
+
+    make_image("photos/0.jpg", seed=0, size=64)
+    labels = labels_file(tmp_path, [("0.jpg", "female", "20-29")])
+    runs = tmp_path / "runs"
+    atomic_write_json(runs / "runs.json", {"runs": [{"run_id": "lite-1", "model": "efficientnet_lite0", "variant": "",
+                                                     "checkpoint": str(checkpoint), "test_accuracy": 0.9}]})
+    arguments = [str(tmp_path / "photos"), "--labels", str(labels), "--no-peer", "--no-detect", "--bootstrap", "10",
+                 "--device", "cpu", "--checkpoint-dir", str(runs)]
+    assert main(arguments) == 0
+    assert f"using efficientnet_lite0 run lite-1: {checkpoint}" in capsys.readouterr().err
+    assert main(arguments[:-1] + [str(tmp_path / "never_trained")]) == 2
+    assert "no trained run recorded" in capsys.readouterr().err
+
+
 def test_flip_tta_averages_the_face_and_its_mirror(checkpoint, single_thread):
     plain = Predictor(checkpoint, "cpu", detect=False, flip_tta=False)
     tta = Predictor(checkpoint, "cpu", detect=False, flip_tta=True)

@@ -3,6 +3,9 @@
     python -m nbhelpers.evaluate --checkpoint data/checkpoints/<run>/model.pt \\
         --labels ../shared/data/fairface-dev/labels.csv ../shared/data/fairface-dev --output reports/real_photos
 
+Without ``--checkpoint`` the suite's default run in ``--checkpoint-dir`` is evaluated
+(``nbhelpers.training.default_run``, the model the upload page and ``python -m nbhelpers.predict`` use).
+
 Prints the headline figures, the per-group table and the risk-coverage table; with ``--output`` also
 writes ``photos.csv`` (one row per photo), ``groups.csv``, ``coverage.csv`` and ``summary.json``
 there (atomically). ``--audit`` adds the intersectional audit (``nbhelpers.fairness.audit``): gender x
@@ -24,6 +27,7 @@ import pandas as pd
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
 from nbhelpers.predict.real_photos import evaluate_and_write, read_labels
 from nbhelpers.training.checkpoint import CheckpointError
+from nbhelpers.training.runs import default_run
 
 __all__ = ["build_parser", "main"]
 
@@ -32,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The evaluation command's arguments."""
     parser = argparse.ArgumentParser(prog="python -m nbhelpers.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("photos", help="folder holding the labelled photos")
-    parser.add_argument("--checkpoint", required=True, help="model checkpoint (model.pt of a trained run)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="model checkpoint (model.pt of a trained run; default: the suite's default run)")
+    parser.add_argument("--checkpoint-dir", default="data/checkpoints",
+                        help="run index searched for the default run when --checkpoint is not given")
     parser.add_argument("--labels", required=True, help="CSV with file, gender (female|male) and group columns")
     parser.add_argument("--output", default="", help="folder for photos.csv, groups.csv, coverage.csv, summary.json")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
@@ -64,9 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
         labels = read_labels(arguments.labels)
-        predictor = Predictor(arguments.checkpoint, arguments.device, detect=not arguments.no_detect,
+        checkpoint = arguments.checkpoint
+        if checkpoint is None:
+            run = default_run(arguments.checkpoint_dir)
+            checkpoint = run["checkpoint"]
+            print(f"using {run['model']} run {run['run_id']}: {checkpoint}", file=sys.stderr)
+        predictor = Predictor(checkpoint, arguments.device, detect=not arguments.no_detect,
                               detector=detector_from_arguments(arguments))
-    except (CheckpointError, ValueError) as error:
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     peer = None
