@@ -1,11 +1,27 @@
 """Fairness: per-group metrics with bootstrap intervals, calibration, the bias study, the
 group-balanced mitigation experiment, apparent skin tone (ITA), the intersectional audit, and the diagnosis of
 errors: attribution by face region (dlib 68-point landmarks), controlled image changes, image quality and error
-tables.
+tables, and the A/B test of training changes on real photos (decision rule, paired bootstrap, resumable loop).
 
 Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
 
+from nbhelpers.fairness.ab_testing import (
+    MAX_IN_DOMAIN_DROP,
+    BASELINE,
+    KEEP,
+    DROP,
+    WITHIN_NOISE,
+    paired_bootstrap_difference,
+    ab_decision,
+    finished_run,
+    train_or_reuse,
+    read_results,
+    write_results,
+    run_ab,
+    mean_correct,
+    ab_table,
+)
 from nbhelpers.fairness.audit import (
     MIN_CELL_COUNT,
     GENDER_SHADES,
@@ -104,6 +120,20 @@ from nbhelpers.fairness.study import (
 )
 
 __all__ = [
+    "MAX_IN_DOMAIN_DROP",
+    "BASELINE",
+    "KEEP",
+    "DROP",
+    "WITHIN_NOISE",
+    "paired_bootstrap_difference",
+    "ab_decision",
+    "finished_run",
+    "train_or_reuse",
+    "read_results",
+    "write_results",
+    "run_ab",
+    "mean_correct",
+    "ab_table",
     "MIN_CELL_COUNT",
     "GENDER_SHADES",
     "GENDER_SHADES_SOURCE",
