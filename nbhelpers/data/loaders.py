@@ -27,18 +27,34 @@ class CachedBatchLoader:
     With ``weights`` (one per row of the split, e.g. ``group_balanced_weights``), each epoch draws
     ``len(rows)`` rows with replacement in proportion to them (group-balanced sampling) instead of a
     permutation; under ``world_size`` > 1 every rank takes its share of the same draw.
+
+    With ``targets`` (float, shape (rows of the cache, classes): one row of class probabilities per cache
+    row, e.g. distillation's soft targets), batches are (images, float32 (N, classes) target rows) instead
+    of (images, int64 (N,) labels). Raises ``ValueError`` when their shape does not fit the cache or a row
+    of the split has no finite target.
     """
 
     def __init__(self, cache: ImageCache, split: str, batch_size: int = 128, shuffle: bool = False,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0,
                  drop_last: bool = False, rank: int = 0, world_size: int = 1, limit: int | None = None,
-                 weights: np.ndarray | None = None) -> None:
+                 weights: np.ndarray | None = None, targets: np.ndarray | None = None) -> None:
         rows = cache.split_indices(split)
         self.rows = rows[:limit] if limit else rows
         self.cache, self.batch_size, self.shuffle, self.transform = cache, batch_size, shuffle, transform
         self.seed, self.drop_last, self.rank, self.world_size = seed, drop_last, rank, world_size
         self.epoch = 0
         self.weights = None if weights is None else self._probabilities(weights)
+        self.targets = None if targets is None else self._checked_targets(targets)
+
+    def _checked_targets(self, targets: np.ndarray) -> np.ndarray:
+        targets = np.asarray(targets, dtype=np.float32)
+        if targets.ndim != 2 or len(targets) != len(self.cache.frame):
+            raise ValueError(f"targets must be one row of class probabilities per cache row, shape "
+                             f"({len(self.cache.frame)}, classes); got {targets.shape}")
+        if not np.isfinite(targets[self.rows]).all():
+            raise ValueError(f"targets of {self.cache.path}: some rows of this split are not finite (NaN marks "
+                             "rows whose targets were never computed)")
+        return targets
 
     def _probabilities(self, weights: np.ndarray) -> np.ndarray:
         weights = np.asarray(weights, dtype=np.float64)
@@ -75,5 +91,8 @@ class CachedBatchLoader:
             rows = order[batch_index * self.batch_size:(batch_index + 1) * self.batch_size]
             sorted_rows = np.sort(rows)  # sequential reads from the memory map
             images = torch.from_numpy(np.ascontiguousarray(self.cache.images[sorted_rows]))
-            labels = torch.from_numpy(labels_of(self.cache, sorted_rows))
+            if self.targets is None:
+                labels = torch.from_numpy(labels_of(self.cache, sorted_rows))
+            else:
+                labels = torch.from_numpy(self.targets[sorted_rows])
             yield (self.transform(images) if self.transform else images), labels

@@ -9,7 +9,7 @@ so that a checkpoint can rebuild it. ``predict_probabilities`` is the one infere
 optional flip test-time augmentation).
 """
 
-from nbhelpers.models.base import ImageClassificationBase, accuracy
+from nbhelpers.models.base import ImageClassificationBase, accuracy, target_probabilities
 from nbhelpers.models.bcos_efficientnet_lite import (
     SamePaddingBcosConv2d,
     BlurPoolSamePaddingBcosConv2d,
@@ -68,6 +68,7 @@ from nbhelpers.models.spec import CamLayer, RunSpecError, CLASSES, LEGACY_FIELDS
 __all__ = [
     "ImageClassificationBase",
     "accuracy",
+    "target_probabilities",
     "SamePaddingBcosConv2d",
     "BlurPoolSamePaddingBcosConv2d",
     "same_padding_bcos_conv",

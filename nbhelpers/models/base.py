@@ -2,7 +2,9 @@
 
 Every model of the suite derives from it, so ``fit_one_cycle`` can train any of them. A model that
 trains with another loss (the B-cos models use binary cross-entropy on one-hot targets) overrides
-``loss``.
+``loss``. Every training loss takes either int64 class labels (N,) or float class-probability targets
+(N, classes), the soft targets of knowledge distillation (Hinton, Vinyals and Dean, "Distilling the
+Knowledge in a Neural Network", 2015; ``nbhelpers.training.distillation``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as functional
 
-__all__ = ["ImageClassificationBase", "accuracy"]
+__all__ = ["ImageClassificationBase", "accuracy", "target_probabilities"]
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Share of rows whose arg-max equals the label."""
     return (logits.argmax(dim=1) == labels).float().mean()
+
+
+def target_probabilities(labels: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """(N, classes) targets of dtype ``dtype``: float soft targets (N, classes) as they are, int64 labels (N,)
+    one-hot encoded."""
+    if labels.is_floating_point() and labels.dim() == 2:
+        return labels.to(dtype)
+    return functional.one_hot(labels, classes).to(dtype)
 
 
 class ImageClassificationBase(nn.Module):
@@ -29,7 +39,11 @@ class ImageClassificationBase(nn.Module):
     label_smoothing: float = 0.0  # set by run_training from TrainConfig.label_smoothing
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy (with ``label_smoothing``); override for other training losses."""
+        """Cross-entropy (with ``label_smoothing``) against int64 labels (N,) or float soft targets (N, classes);
+        smoothing mixes soft targets with the uniform distribution as it does one-hot ones. Override for other
+        training losses."""
+        if labels.is_floating_point():
+            labels = labels.to(logits.dtype)
         return functional.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:

@@ -77,8 +77,12 @@ ACTIVATIONS = {"relu": partial(nn.ReLU, inplace=True), "identity": nn.Identity}
 
 
 def one_hot_binary_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy of every class's logit (N, C) against one-hot targets of labels (N,) int64."""
-    targets = functional.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    """Mean binary cross-entropy of every class's logit (N, C) against one-hot targets of labels (N,) int64, or
+    against float soft targets (N, C) as they are (distillation)."""
+    if labels.is_floating_point() and labels.dim() == 2:
+        targets = labels.to(logits.dtype)
+    else:
+        targets = functional.one_hot(labels, logits.shape[1]).to(logits.dtype)
     return functional.binary_cross_entropy_with_logits(logits, targets)
 
 

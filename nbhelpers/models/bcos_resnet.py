@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as functional
 
 from nbhelpers.data.transforms import bcos_encode
+from nbhelpers.models.base import target_probabilities
 from nbhelpers.models.bcos_layers import (
     BatchNormUncentred2d,
     DOWNSAMPLING,
@@ -84,8 +85,9 @@ class BcosResNet(ResNet):
         return super().forward(x)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Binary cross-entropy of every class's logit against one-hot targets (as in both papers)."""
-        targets = functional.one_hot(labels, logits.shape[1]).to(logits.dtype)
+        """Binary cross-entropy of every class's logit against one-hot targets of int64 labels (N,) (as in both
+        papers), or against float soft targets (N, classes) as they are (distillation)."""
+        targets = target_probabilities(labels, logits.shape[1], logits.dtype)
         return functional.binary_cross_entropy_with_logits(logits, targets)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:

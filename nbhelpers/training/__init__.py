@@ -23,6 +23,7 @@ from nbhelpers.training.config import (
     run_directory,
     set_seed,
 )
+from nbhelpers.training.distillation import load_teacher, teacher_probabilities, teacher_cache_path, soft_targets
 from nbhelpers.training.evaluation import predict_probabilities, predict_faces, classification_metrics
 from nbhelpers.training.fit import EarlyStopping, evaluate, fit_one_cycle, is_main_process, parameter_groups
 from nbhelpers.training.peer_comparison import compare_with_peer, compare_run_with_peer
@@ -68,6 +69,10 @@ __all__ = [
     "resolve_config",
     "run_directory",
     "set_seed",
+    "load_teacher",
+    "teacher_probabilities",
+    "teacher_cache_path",
+    "soft_targets",
     "predict_probabilities",
     "predict_faces",
     "classification_metrics",

@@ -36,6 +36,8 @@ class TrainConfig:
 
     ``balance`` names a grouping of manifest columns (``"race"``, ``"gender x age_band"``): training then
     samples faces group-balanced (``group_balanced_weights``), the mitigation experiment of the bias study.
+    ``teacher`` trains on soft targets mixing the label with a trained model's probabilities
+    (``nbhelpers.training.distillation``), weighted by ``distillation``.
     """
 
     model: str = _help("registered model name (nbhelpers.models.list_models())", "resnet9")
@@ -62,6 +64,10 @@ class TrainConfig:
     augment: str = _help("extra training augmentation before the pipeline: '' (none) or 'photo' (real-photo "
                          "degradations: detector jitter, blur, JPEG, lighting; nbhelpers.data.photo_augment)", "")
     balance: str = _help("group-balanced sampling over these manifest columns, e.g. 'gender x age_band'", "")
+    teacher: str = _help("knowledge distillation (Hinton et al. 2015): a registered model name whose newest plain "
+                         "run in checkpoint_dir is the teacher, or a teacher checkpoint file ('': none)", "")
+    distillation: float = _help("weight of the teacher's probabilities in the soft training targets, (1 - it) on "
+                                "the one-hot label; only used with a teacher", 0.5)
     checkpoint_dir: str = _help("where run folders and the run index go ('': no checkpoints)", "")
     device: str = _help("cpu, cuda or mps ('': best available)", "")
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -108,6 +114,8 @@ def run_directory(config: TrainConfig) -> Path | None:
             del settings[added]  # runs without it keep the names they had before the field existed
     if settings["head_lr_scale"] == 1.0:
         del settings["head_lr_scale"]
+    if not settings["teacher"]:
+        del settings["teacher"], settings["distillation"]  # the weight means nothing without a teacher
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return Path(config.checkpoint_dir) / f"{config.model}-{digest}"
 

@@ -66,7 +66,8 @@ class TrainedModel:
 @dataclass
 class TrainingResult:
     """What ``run_training`` returns: the trained model with its history, val/test metrics and predictions,
-    the image cache it was evaluated on, and the seconds the run took."""
+    the image cache it was evaluated on, the seconds the run took and the distillation teacher (its run id or
+    checkpoint; empty without distillation)."""
 
     trained: TrainedModel
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -74,6 +75,7 @@ class TrainingResult:
     predictions: dict[str, SplitPredictions] = field(default_factory=dict)
     cache: Any = field(default=None, repr=False)  # the ImageCache the run was evaluated on
     seconds: float = 0.0
+    teacher: str = ""
 
     @property
     def model(self) -> torch.nn.Module:
@@ -109,4 +111,5 @@ class TrainingResult:
                 "test_balanced_accuracy": test.get("balanced_accuracy"), "test_count": test.get("count"),
                 "val_accuracy": val.get("accuracy"), "epochs_run": self.epochs_run, "seconds": round(self.seconds, 1),
                 "input_size": spec.input_size, "pipeline": spec.pipeline, "pretrained_source": spec.pretrained_source,
-                "checkpoint": str(checkpoint) if checkpoint else None, "run_id": self.trained.run_id}
+                "checkpoint": str(checkpoint) if checkpoint else None, "run_id": self.trained.run_id,
+                **({"teacher": self.teacher} if self.teacher else {})}

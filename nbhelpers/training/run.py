@@ -3,8 +3,10 @@
 ``run_training(TrainConfig(...))`` resolves the model's registered pipeline and input size, reads the
 manifest, builds (or reuses) the cache, trains with ``fit_one_cycle``, evaluates on val and test, saves
 the evaluated weights as ``model.pt`` in the run folder and records the run in the run index
-(``nbhelpers.training.runs``). Under ``torchrun`` it joins the process group (NCCL on GPUs, gloo on CPU),
-shards batches like a DistributedSampler and reduces the metrics.
+(``nbhelpers.training.runs``). With ``config.teacher`` it trains on the teacher's soft targets
+(``nbhelpers.training.distillation``, Hinton et al. 2015) and records the teacher's run id. Under
+``torchrun`` it joins the process group (NCCL on GPUs, gloo on CPU), shards batches like a
+DistributedSampler and reduces the metrics.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from nbhelpers.models import cam_layer_spec, create_model
 from nbhelpers.training.abstention import abstention_threshold
 from nbhelpers.training.checkpoint import save_checkpoint
 from nbhelpers.training.config import OPTIMIZERS, TrainConfig, resolve_config, run_directory, set_seed
+from nbhelpers.training.distillation import load_teacher, soft_targets, teacher_probabilities
 from nbhelpers.training.evaluation import classification_metrics, predict_probabilities
 from nbhelpers.training.fit import EarlyStopping, fit_one_cycle, is_main_process
 from nbhelpers.training.result import SplitPredictions, TrainedModel, TrainingResult
@@ -52,6 +55,19 @@ def _balance_weights(cache: ImageCache, config: TrainConfig) -> np.ndarray | Non
                        f"it has {list(frame.columns)}")
     rows = cache.split_indices("train")[:config.train_limit or None]
     return group_balanced_weights(frame.iloc[rows].reset_index(drop=True), tuple(columns))
+
+
+def _distillation_targets(cache: ImageCache, config: TrainConfig, device: torch.device,
+                           progress: bool) -> tuple[np.ndarray | None, str]:
+    """(soft targets of every cache row, the teacher's run id or checkpoint) with ``config.teacher``, else
+    (None, ""); every rank computes them (the same file, written atomically)."""
+    if not config.teacher:
+        return None, ""
+    teacher = load_teacher(config.teacher, config.checkpoint_dir, device)
+    if tuple(teacher.spec.classes) != tuple(CLASSES):
+        raise ValueError(f"teacher {teacher.checkpoint}: classes {teacher.spec.classes}, the student's are {CLASSES}")
+    probabilities = teacher_probabilities(teacher, cache, 2 * config.batch_size, config.flip_tta, progress)
+    return soft_targets(cache, probabilities, config.distillation), teacher.run_id or str(teacher.checkpoint)
 
 
 def _distributed_setup() -> tuple[int, int]:
@@ -126,9 +142,11 @@ def run_training(config: TrainConfig, progress: bool = True) -> TrainingResult:
     frame = read_manifest(manifest_path(config.dataset, config.data_dir))
     cache = build_cache(frame, config.dataset, config.image_size, Path(config.data_dir) / "cache")
     mean, std = pipeline_statistics(config.pipeline, cache.images, cache.split_indices("train"))
+    targets, teacher = _distillation_targets(cache, config, device, progress and is_main_process())
     train_dl = CachedBatchLoader(cache, "train", config.batch_size, shuffle=True, seed=config.seed, rank=rank,
                                  transform=_train_transform(config, mean, std), world_size=world_size,
-                                 limit=config.train_limit or None, weights=_balance_weights(cache, config))
+                                 limit=config.train_limit or None, weights=_balance_weights(cache, config),
+                                 targets=targets)
     eval_transform = build_pipeline(config.pipeline, False, mean, std)
     val_dl = CachedBatchLoader(cache, "val", 2 * config.batch_size, transform=eval_transform, rank=rank, world_size=world_size)
     model = create_model(config.model, num_classes=len(CLASSES), **_model_kwargs(config))
@@ -140,7 +158,7 @@ def run_training(config: TrainConfig, progress: bool = True) -> TrainingResult:
                             checkpoint_dir=run_directory(config), metadata=model.spec.to_dict(), device=device,
                             progress=progress and is_main_process(), verbose=is_main_process(),
                             head=(model.spec.classifier, config.head_lr_scale))
-    result = TrainingResult(TrainedModel(model), history=history, cache=cache)
+    result = TrainingResult(TrainedModel(model), history=history, cache=cache, teacher=teacher)
     _evaluate_splits(result, eval_transform, config, device, progress)
     result.seconds = time.perf_counter() - start
     _save_and_record(result, config)
