@@ -67,8 +67,8 @@ def test_register_model():
 
 
 EXPECTED_PIPELINES = {"simple_cnn": "pad_crop_flip", "resnet9": "pad_crop_flip", "resnet18": "finetune",
-                      "resnet50": "finetune", "efficientnet_lite0": "finetune", "bcos_resnet18": "bcos",
-                      "bcos_efficientnet_lite0": "bcos"}
+                      "resnet50": "finetune", "efficientnet_lite0": "finetune", "efficientnet_lite1": "finetune",
+                      "efficientnet_lite2": "finetune", "bcos_resnet18": "bcos", "bcos_efficientnet_lite0": "bcos"}
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -89,7 +89,9 @@ def test_every_model_is_registered_with_its_configuration(name):
                                                 ("bcos_resnet18", 64, "layer3.1"), ("efficientnet_lite0", 64, "_blocks.10"),
                                                 ("efficientnet_lite0", 128, "_bn1"), ("resnet9", 40, "res2"),
                                                 ("bcos_efficientnet_lite0", 64, "_blocks.10"),
-                                                ("bcos_efficientnet_lite0", 128, "_bn1")])
+                                                ("bcos_efficientnet_lite0", 128, "_bn1"),
+                                                ("efficientnet_lite1", 64, "_blocks.14"), ("efficientnet_lite1", 112, "_bn1"),
+                                                ("efficientnet_lite2", 64, "_blocks.14"), ("efficientnet_lite2", 128, "_bn1")])
 def test_cam_layer_keeps_at_least_four_cells(name, size, layer):
     model = create_model(name)
     chosen = cam_target_layer(model, size)

@@ -1,7 +1,8 @@
 """Models looked up by name: ``create_model("resnet18", num_classes=2, pretrained=True)``.
 
 Registered (each by decorator next to its definition, with its default ``RunSpec``): ``simple_cnn``,
-``resnet9``, ``resnet18``, ``resnet50``, ``efficientnet_lite0``, ``bcos_resnet18`` and ``bcos_efficientnet_lite0``
+``resnet9``, ``resnet18``, ``resnet50``, ``efficientnet_lite0``, ``efficientnet_lite1``, ``efficientnet_lite2``,
+``bcos_resnet18`` and ``bcos_efficientnet_lite0``
 (B-cos, 6-channel encoded input). ``model_spec(name)`` gives the input pipeline, normalisation, default
 input size, classifier prefix, pretrained weights and CAM candidates; ``cam_target_layer(model,
 input_size)`` picks the CAM layer. ``create_model`` attaches the spec to the model (``model.spec``)
@@ -35,15 +36,31 @@ from nbhelpers.models.bcos_layers import (
 )
 from nbhelpers.models.bcos_resnet import BcosResNet, bcos_resnet18
 from nbhelpers.models.efficientnet_lite import (
+    EfficientNetLite,
     EfficientNetLite0,
     MobileInvertedBottleneck,
     SamePaddingConv2d,
     efficientnet_lite0,
+    efficientnet_lite1,
+    efficientnet_lite2,
     linear_head,
     lite0_weights_path,
     relu6,
     same_padding,
     same_padding_conv,
+)
+from nbhelpers.models.efficientnet_scaling import (
+    LiteVariant,
+    LITE_VARIANTS,
+    B0_STAGES,
+    STEM_CHANNELS,
+    HEAD_CHANNELS,
+    lite_variant,
+    round_filters,
+    round_repeats,
+    scaled_stages,
+    stride16_block_index,
+    lite_weights_path,
 )
 from nbhelpers.models.factories import simple_cnn, resnet9, resnet18, resnet50, load_pretrained, resnet_stages
 from nbhelpers.models.inference import class_probabilities, flip_averaged_probabilities
@@ -92,15 +109,29 @@ __all__ = [
     "explanation_mode",
     "BcosResNet",
     "bcos_resnet18",
+    "EfficientNetLite",
     "EfficientNetLite0",
     "MobileInvertedBottleneck",
     "SamePaddingConv2d",
     "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
     "linear_head",
     "lite0_weights_path",
     "relu6",
     "same_padding",
     "same_padding_conv",
+    "LiteVariant",
+    "LITE_VARIANTS",
+    "B0_STAGES",
+    "STEM_CHANNELS",
+    "HEAD_CHANNELS",
+    "lite_variant",
+    "round_filters",
+    "round_repeats",
+    "scaled_stages",
+    "stride16_block_index",
+    "lite_weights_path",
     "simple_cnn",
     "resnet9",
     "resnet18",

