@@ -16,6 +16,7 @@ import threading
 import time
 
 import pytest
+import numpy as np
 from PIL import Image
 
 httpx = pytest.importorskip("httpx")
@@ -117,6 +118,22 @@ def test_explanation_is_a_png_of_the_face(client):
     plain = client.post("/predict", files={"file": ("face.png", encoded(face_like(2, 80), "PNG"), "image/png")})
     assert "explanation" not in plain.json()["faces"][0]
     assert plain.json()["faces"][0]["probabilities"] == pytest.approx(face["probabilities"], abs=1e-5)
+
+
+def test_bcos_explanation_is_the_colour_image_the_page_and_the_command_line_draw(tmp_path):
+    from nbhelpers.predict.explanation_images import explanation_image
+    from tests.test_predict_explain import tiny_bcos_checkpoint_file
+
+    bcos = Predictor(tiny_bcos_checkpoint_file(tmp_path / "bcos.pt"), device="cpu", detect=False)
+    data = encoded(face_like(2, 80), "PNG")
+    with running(create_app(bcos, LIMIT, supported_explainers(bcos.trained.model))) as url:
+        response = httpx.post(f"{url}/predict", params={"explain": "bcos"}, files={"file": ("face.png", data)}, timeout=60)
+    assert response.status_code == 200
+    png = response.json()["faces"][0]["explanation"]["png"]
+    served = np.asarray(Image.open(io.BytesIO(base64.b64decode(png.split(",", 1)[1]))))
+    [result] = bcos.predict_images([("face.png", data)], explain="bcos", keep_chips=True)
+    assert result.faces[0].explanation_image is not None  # the colour explanation of W(x), not a heat map
+    np.testing.assert_array_equal(served, explanation_image(result.faces[0]))
 
 
 def chunked(total: int, boundary: str = "limit-test"):

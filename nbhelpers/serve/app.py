@@ -3,7 +3,7 @@
 ``POST /predict`` takes one image as the multipart field ``file`` and answers with the JSON object the
 prediction command line prints for it (``PhotoResult.to_json()``); with ``?explain=<method>`` each face's
 ``explanation`` also holds ``png``: a ``data:image/png;base64,...`` URI of the explanation map blended over the
-aligned face (``nbhelpers.explain.plots.overlay``). ``GET /health`` describes the model; ``/docs`` is the
+aligned face (``nbhelpers.predict.explanation_images``, as the page and the command line draw it). ``GET /health`` describes the model; ``/docs`` is the
 OpenAPI page. Every error is JSON ``{"error": "<name>: <problem>"}`` with a 4xx status: 413 for a request
 over the upload limit (``nbhelpers.serve.limits``), 422 for a missing field, an unknown method or a file
 that cannot be read as an image (the decoder's message; the body is then the command line's error line,
@@ -19,10 +19,7 @@ import threading
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-import numpy as np
-from PIL import Image
-
-from nbhelpers.explain.plots import overlay
+from nbhelpers.predict.explanation_images import explanation_image
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.results import FaceResult, PhotoResult
 from nbhelpers.predict.upload_app import image_data_uri
@@ -50,20 +47,19 @@ leaning). Errors are JSON `{"error": "<name>: <problem>"}`: 413 over the upload 
 
 
 def explanation_png(face: FaceResult) -> str:
-    """A PNG data URI of ``face.attribution`` (resized to the chip) blended over ``face.chip`` (needs both)."""
-    if face.chip is None or face.attribution is None:
-        raise ValueError("explanation_png needs a face kept with its chip and its attribution map")
-    chip = np.asarray(face.chip)
-    attribution = Image.fromarray(np.asarray(face.attribution, dtype=np.float32))
-    heat = np.asarray(attribution.resize(chip.shape[1::-1], Image.Resampling.BILINEAR))
-    return image_data_uri(overlay(chip / 255.0, heat))
+    """A PNG data URI of the face's explanation drawn over its chip, as the upload page and the command line
+    draw it (``nbhelpers.predict.explanation_images.explanation_image``: a B-cos model's colour explanation
+    of W(x), else the heat overlay of the map). Raises ``ValueError`` without a chip or an explanation."""
+    if face.chip is None or (face.attribution is None and face.explanation_image is None):
+        raise ValueError("explanation_png needs a face kept with its chip and its explanation")
+    return image_data_uri(explanation_image(face))
 
 
 def photo_json(result: PhotoResult) -> dict[str, Any]:
-    """``result.to_json()``, with ``explanation.png`` added to each face that has an explanation map."""
+    """``result.to_json()``, with ``explanation.png`` added to each face that has an explanation."""
     data = result.to_json()
     for face, face_data in zip(result.faces, data.get("faces", [])):
-        if face.attribution is not None and face.chip is not None:
+        if face.chip is not None and (face.attribution is not None or face.explanation_image is not None):
             face_data["explanation"]["png"] = explanation_png(face)
     return data
 
