@@ -91,6 +91,12 @@ def test_matched_rows_are_distinct_and_same_group():
         matched_rows(targets, pool.drop(columns="race"), ["gender", "race"])
 
 
+def test_matched_rows_take_missing_and_categorical_values():  # pandas >= 3 keeps NaN through astype(str)
+    targets = pd.DataFrame({"gender": ["female", "male"], "age": pd.Categorical([None, "20-29"])})
+    pool = pd.DataFrame({"gender": ["male", "female"], "age": pd.Categorical(["20-29", None])})
+    assert list(matched_rows(targets, pool, ["gender", "age"])) == [1, 0]
+
+
 def constructed_shares() -> pd.DataFrame:
     rows = []
     for source, hair in ((REAL_SOURCE, 0.6), (REFERENCE_SOURCE, 0.2)):

@@ -112,6 +112,11 @@ def quality_comparison(frame: pd.DataFrame, measures: Sequence[str]) -> pd.DataF
     return medians.assign(faces=table.size().to_numpy())[["gender", "outcome", "faces", *measures]]
 
 
+def _keys(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """One string per row joining ``columns`` (missing values spelt "nan", so that they match each other)."""
+    return frame[list(columns)].astype(object).map(str).agg("\t".join, axis=1).to_numpy(dtype=object)
+
+
 def matched_rows(targets: pd.DataFrame, pool: pd.DataFrame, columns: Sequence[str], seed: int = 0) -> np.ndarray:
     """For each row of ``targets``, a distinct row position of ``pool`` with the same values in ``columns``
     (e.g. gender, age band and race), drawn with ``seed``; -1 where the pool has no (more) such row.
@@ -122,10 +127,10 @@ def matched_rows(targets: pd.DataFrame, pool: pd.DataFrame, columns: Sequence[st
         if missing:
             raise KeyError(f"{name} lacks the columns {missing}; it has {list(table.columns)}")
     rng = np.random.default_rng(seed)
-    pool_keys = pool[list(columns)].astype(str).agg("\t".join, axis=1).to_numpy()
+    pool_keys = _keys(pool, columns)
     available = {key: list(rng.permutation(np.flatnonzero(pool_keys == key))) for key in set(pool_keys)}
     chosen = []
-    for key in targets[list(columns)].astype(str).agg("\t".join, axis=1):
+    for key in _keys(targets, columns):
         candidates = available.get(key, [])
         chosen.append(int(candidates.pop()) if candidates else -1)
     return np.asarray(chosen, dtype=np.int64)
