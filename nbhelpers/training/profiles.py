@@ -28,8 +28,7 @@ TRAINING: dict[str, dict[str, dict[str, object]]] = {
         "efficientnet_lite2": {**_SMOKE, "max_lr": 0.001, "patience": 2, "pretrained": "imagenet", "optimizer": "adamw",
                                "label_smoothing": 0.1},
         "bcos_resnet18": {**_SMOKE, "width": 8, "max_lr": 0.003},
-        "bcos_efficientnet_lite0": {**_SMOKE, "max_lr": 0.002, "head_lr_scale": 1.0, "pretrained": "imagenet",
-                                    "weight_decay": 0.0, "grad_clip": 0.0},
+        "bcos_efficientnet_lite0": {**_SMOKE, "max_lr": 0.002, "head_lr_scale": 1.0, "pretrained": "imagenet"},
     },
     "default": {  # 2-core CPU, about an hour for all notebooks (README: measured times and img/s)
         # the tutorial models at 1 epoch and the B-cos Lite0 at 1 keep make reports near the hour (README: the 2-epoch
