@@ -160,15 +160,24 @@ def diagnosis_tables(diagnosis: RealPhotoDiagnosis | None) -> dict[str, pd.DataF
     return tables
 
 
+def _gender_bars(axis: plt.Axes, table: pd.DataFrame, key: str, order: list, value: str, low: str, high: str,
+                 horizontal: bool = False) -> None:
+    """Women's and men's ``value`` per ``key`` in ``order``, side by side, with their (``low``, ``high``) intervals."""
+    for offset, (gender, color) in enumerate((("female", "tab:red"), ("male", "tab:blue"))):
+        part = table[table["gender"] == gender].set_index(key).reindex(order)
+        values = part[value].to_numpy(dtype=float)
+        spread = np.nan_to_num(np.vstack([values - part[low], part[high] - values]).clip(min=0))
+        positions = np.arange(len(order)) + 0.4 * offset - 0.2
+        if horizontal:
+            axis.barh(positions, np.nan_to_num(values), 0.4, xerr=spread, capsize=2, color=color, label=gender)
+        else:
+            axis.bar(positions, np.nan_to_num(values), 0.4, yerr=spread, capsize=2, color=color, label=gender)
+
+
 def _plot_errors(axis: plt.Axes, errors: pd.DataFrame) -> None:
     rows = errors[errors["grouping"] == "gender x age_group"]
     groups = sorted(set(rows["group"]), key=_age_order)
-    for offset, (gender, color) in enumerate((("female", "tab:red"), ("male", "tab:blue"))):
-        part = rows[rows["gender"] == gender].set_index("group").reindex(groups)
-        values = part["error_rate"].to_numpy(dtype=float)
-        spread = np.nan_to_num(np.vstack([values - part["error_low"], part["error_high"] - values]).clip(min=0))
-        axis.bar(np.arange(len(groups)) + 0.4 * offset - 0.2, np.nan_to_num(values), 0.4, yerr=spread, capsize=2,
-                 color=color, label=gender)
+    _gender_bars(axis, rows, "group", groups, "error_rate", "error_low", "error_high")
     axis.set_xticks(np.arange(len(groups)), groups, rotation=45, ha="right", fontsize=8)
     axis.set_ylabel("share of faces called the other gender")
     axis.set_title("errors by age group (95% CI)")
@@ -200,12 +209,7 @@ def _plot_regions(axis: plt.Axes, means: pd.DataFrame) -> None:
 
 def _plot_perturbations(axis: plt.Axes, table: pd.DataFrame) -> None:
     changes = [name for name in dict.fromkeys(table["perturbation"]) if name != "original"]
-    for offset, (gender, color) in enumerate((("female", "tab:red"), ("male", "tab:blue"))):
-        part = table[table["gender"] == gender].set_index("perturbation").reindex(changes)
-        values = part["shift_p_male"].to_numpy(dtype=float)
-        spread = np.nan_to_num(np.vstack([values - part["shift_low"], part["shift_high"] - values]).clip(min=0))
-        axis.barh(np.arange(len(changes)) + 0.4 * offset - 0.2, np.nan_to_num(values), 0.4, xerr=spread, capsize=2,
-                  color=color, label=gender)
+    _gender_bars(axis, table, "perturbation", changes, "shift_p_male", "shift_low", "shift_high", horizontal=True)
     axis.axvline(0, color="black", linewidth=0.8)
     axis.set_yticks(np.arange(len(changes)), changes, fontsize=8)
     axis.invert_yaxis()
