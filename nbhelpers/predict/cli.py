@@ -46,7 +46,7 @@ from nbhelpers.predict.faces import add_detector_arguments, detector_from_argume
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.results import PhotoResult
 from nbhelpers.training.checkpoint import CheckpointError
-from nbhelpers.training.runs import default_run
+from nbhelpers.training.runs import checkpoint_or_default
 
 __all__ = ["main", "expand_inputs", "explanation_stem", "write_explanations"]
 
@@ -133,10 +133,9 @@ def _predictor(arguments: argparse.Namespace) -> Predictor:
     """The predictor of the chosen (or the default) run; ``_UsageError`` when there is none or it is unusable."""
     checkpoint = arguments.checkpoint
     try:
-        if checkpoint is None:
-            run = default_run(arguments.checkpoint_dir)
-            checkpoint = run["checkpoint"]
-            print(f"using {run['model']} run {run['run_id']}: {checkpoint}", file=sys.stderr)
+        checkpoint, note = checkpoint_or_default(checkpoint, arguments.checkpoint_dir)
+        if note:
+            print(note, file=sys.stderr)
         predictor = Predictor(checkpoint, arguments.device, detect=not arguments.no_detect,
                               uncertain_below=arguments.uncertain_below, detector=detector_from_arguments(arguments))
     except CheckpointError as error:

@@ -27,7 +27,7 @@ import pandas as pd
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
 from nbhelpers.predict.real_photos import evaluate_and_write, read_labels
 from nbhelpers.training.checkpoint import CheckpointError
-from nbhelpers.training.runs import default_run
+from nbhelpers.training.runs import checkpoint_or_default
 
 __all__ = ["build_parser", "main"]
 
@@ -71,11 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
         labels = read_labels(arguments.labels)
-        checkpoint = arguments.checkpoint
-        if checkpoint is None:
-            run = default_run(arguments.checkpoint_dir)
-            checkpoint = run["checkpoint"]
-            print(f"using {run['model']} run {run['run_id']}: {checkpoint}", file=sys.stderr)
+        checkpoint, note = checkpoint_or_default(arguments.checkpoint, arguments.checkpoint_dir)
+        if note:
+            print(note, file=sys.stderr)
         predictor = Predictor(checkpoint, arguments.device, detect=not arguments.no_detect,
                               detector=detector_from_arguments(arguments))
     except (CheckpointError, FileNotFoundError, ValueError) as error:

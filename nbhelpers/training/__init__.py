@@ -50,6 +50,7 @@ from nbhelpers.training.runs import (
     load_trained_models,
     split_faces,
     reference_gap,
+    checkpoint_or_default,
 )
 
 __all__ = [
@@ -108,4 +109,5 @@ __all__ = [
     "load_trained_models",
     "split_faces",
     "reference_gap",
+    "checkpoint_or_default",
 ]

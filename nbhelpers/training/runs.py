@@ -31,7 +31,7 @@ from nbhelpers.utils.atomic import atomic_write_json
 from nbhelpers.utils.device import get_default_device
 
 __all__ = ["INDEX_NAME", "DEFAULT_MODELS", "DEFAULT_ACCURACY_TOLERANCE", "read_index", "record_run", "find_run", "default_run", "trained_checkpoints",
-           "load_run", "load_trained_models", "split_faces", "reference_gap"]
+           "load_run", "load_trained_models", "split_faces", "reference_gap", "checkpoint_or_default"]
 
 INDEX_NAME = "runs.json"
 # the suite's default model, in order of preference: the inherently interpretable B-cos EfficientNet-Lite0,
@@ -102,6 +102,16 @@ def default_run(checkpoint_dir: str | Path, tolerance: float = DEFAULT_ACCURACY_
         if best is None or (accuracy is not None and accuracy >= best - tolerance):
             return run
     return candidates[0]
+
+
+def checkpoint_or_default(checkpoint: str | Path | None, checkpoint_dir: str | Path) -> tuple[str, str]:
+    """(checkpoint to load, a note for the user): ``checkpoint`` when given, else the ``default_run`` of
+    ``checkpoint_dir`` with the note ``using <model> run <run_id>: <checkpoint>`` (empty note otherwise).
+    Raises what ``default_run`` raises when no run is recorded."""
+    if checkpoint is not None:
+        return str(checkpoint), ""
+    run = default_run(checkpoint_dir)
+    return run["checkpoint"], f"using {run['model']} run {run['run_id']}: {run['checkpoint']}"
 
 
 def trained_checkpoints(checkpoint_dir: str | Path) -> dict[str, Path]:
