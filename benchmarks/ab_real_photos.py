@@ -38,7 +38,7 @@ import pandas as pd
 from nbhelpers.fairness.ab_testing import BASELINE, ab_table, read_results, run_ab, train_or_reuse
 from nbhelpers.models import list_models
 from nbhelpers.predict.faces import FaceDetector
-from nbhelpers.predict.predictor import Predictor
+from nbhelpers.predict.predictor import PEER_ENSEMBLE, PEER_ENSEMBLE_MODES, Predictor
 from nbhelpers.predict.real_photos import (LABELS_NAME, accuracy_table, evaluate_photos, evaluation_summary,
                                            read_labels, risk_coverage)
 from nbhelpers.training.config import TrainConfig
@@ -84,14 +84,15 @@ def parse_variants(names: str, extras: list[str]) -> dict[str, dict[str, Any]]:
     return variants
 
 
-def photo_evaluator(photos: str, device: str, bootstrap: int):
+def photo_evaluator(photos: str, device: str, bootstrap: int, peer_ensemble: str = PEER_ENSEMBLE):
     """``evaluate(trained)``: the prediction path of a run's checkpoint on the labelled photos (headline figures
-    of ``evaluation_summary`` and each read photo's correctness)."""
+    of ``evaluation_summary`` and each read photo's correctness), answered as ``peer_ensemble`` says; with the
+    peer ensemble on, the model alone's accuracy and recalls are recorded beside (``model_alone_*``)."""
     labels, detector = read_labels(Path(photos) / LABELS_NAME), FaceDetector()
 
     def evaluate(trained: Mapping[str, Any]) -> dict[str, Any]:
         start = time.perf_counter()
-        predictor = Predictor(trained["checkpoint"], device or None, detector=detector)
+        predictor = Predictor(trained["checkpoint"], device or None, detector=detector, peer_ensemble=peer_ensemble)
         frame = evaluate_photos(predictor, labels, photos, progress=False)
         summary = evaluation_summary(frame, accuracy_table(frame, bootstrap), risk_coverage(frame))
         read = frame[frame["error"] == ""]
@@ -101,6 +102,9 @@ def photo_evaluator(photos: str, device: str, bootstrap: int):
                 "photo_female_recall": summary["ours_female_recall"], "photo_male_recall": summary["ours_male_recall"],
                 "photo_gap": summary["ours_male_recall"] - summary["ours_female_recall"],
                 "photo_correct": dict(zip(read["file"], read["correct"].astype(int).tolist())),
+                "answer": predictor.answer_source,
+                **{key: summary[key] for key in ("model_alone_accuracy", "model_alone_female_recall",
+                                                 "model_alone_male_recall") if key in summary},
                 "evaluate_seconds": time.perf_counter() - start}
     return evaluate
 
@@ -151,6 +155,9 @@ def main() -> None:
     parser.add_argument("--out", default="data/ab_real_photos", help="checkpoints/ and results.jsonl go here")
     parser.add_argument("--checkpoint-dir", default="", help="run folders and run index ('': <out>/checkpoints)")
     parser.add_argument("--device", default="", help="cpu, cuda or mps ('': best available)")
+    parser.add_argument("--peer-ensemble", choices=PEER_ENSEMBLE_MODES, default=PEER_ENSEMBLE,
+                        help="the prediction path's answer (auto: the model and the dlib peer averaged for black "
+                             "boxes, as shipped; off: the model alone)")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the intervals")
     parser.add_argument("--report-only", action="store_true", help="print the tables of results.jsonl, train nothing")
     arguments = parser.parse_args()
@@ -164,7 +171,7 @@ def main() -> None:
         seeds = [int(seed) for seed in arguments.seeds.split(",")]
         rows = run_ab(variants, seeds, out / "results.jsonl",
                       trainer(arguments.profile, arguments.checkpoint_dir or str(out / "checkpoints"), arguments.data_dir, arguments.device, progress=True),
-                      photo_evaluator(arguments.photos, arguments.device, arguments.bootstrap))
+                      photo_evaluator(arguments.photos, arguments.device, arguments.bootstrap, arguments.peer_ensemble))
     print_tables(rows, arguments.bootstrap)
 
 

@@ -29,6 +29,12 @@ def test_card_reports_the_best_run_real_photos_and_groups(tmp_path):
     text = path.read_text()
     assert "| age_band | 0-2 | 64.6% | 32.0 pp | 25.0-40.0 pp |" in text
     assert "77.0% (95% CI 72.0%-82.0%; female 70.0%, male 84.0%)" in text and "0.83" in text and "55.0%" in text
+    assert "peer ensemble" not in text  # the model answered alone
+    update_summary(tmp_path, "08_predict", {"real_photos": {
+        "photos": 270, "ours_accuracy": 0.78, "model_alone_accuracy": 0.77, "model_alone_female_recall": 0.70,
+        "model_alone_male_recall": 0.84}})
+    text = model_card(tmp_path)
+    assert "peer ensemble" in text and "`efficientnet_lite0` alone: 77.0% (female 70.0%, male 84.0%)" in text
     page = write_index(tmp_path, [], "default").read_text()
     assert 'href="model_card.md"' in page
 

@@ -9,6 +9,7 @@ from nbhelpers.data.cache import build_cache
 from nbhelpers.data.datasets import build_manifest
 from nbhelpers.data.loaders import labels_of
 from nbhelpers.models.peer import PeerGenderClassifier, peer_model_files
+from nbhelpers.training.evaluation import classification_metrics
 from nbhelpers.training.peer_comparison import compare_with_peer
 
 
@@ -50,4 +51,6 @@ def test_peer_recognises_real_faces(peer, utkface_archive, tmp_path):
     probabilities = peer.predict_proba(np.asarray(cache.images[rows]))
     table, paired = compare_with_peer(labels, probabilities, np.eye(2)[1 - labels])
     assert table.loc["ours", "accuracy"] > 0.85, "wrong channel order or normalisation would fall near chance"
+    assert list(table.index) == ["ours", "dlib peer", "ours + dlib peer (mean)"]
+    assert table.loc["ours + dlib peer (mean)", "accuracy"] == classification_metrics(labels, (probabilities + np.eye(2)[1 - labels]) / 2)["accuracy"]
     assert table.loc["dlib peer", "accuracy"] == 0.0 and paired["only ours right"] == int(table.loc["ours", "accuracy"] * len(rows) + 0.5)

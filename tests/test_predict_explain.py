@@ -195,3 +195,35 @@ def test_upload_app_starts_a_bcos_model_on_its_own_explanation_shown_large(check
     assert explanation_panels(app.results.value)[0][2] == "gradcam explanation" and app.status.value.endswith("gradcam")
     with pytest.raises(ValueError, match="'resnet18' has no trained run here"):
         UploadApp({"plain": checkpoints["plain"]}, ["gradcam"], device="cpu", model="resnet18")
+
+
+def test_peer_ensemble_averages_a_black_box_with_the_peer_and_leaves_bcos_alone(checkpoints):
+    from nbhelpers.models.peer import PeerGenderClassifier
+
+    chips = np.random.default_rng(3).integers(0, 256, (3, CHIP, CHIP, 3), dtype=np.uint8)
+    alone = Predictor(checkpoints["plain"], "cpu", detect=False, peer_ensemble="off")
+    ensemble = Predictor(checkpoints["plain"], "cpu", detect=False)  # auto: on for a black box
+    assert alone.peer is None and ensemble.peer is not None and "dlib peer" in ensemble.answer_source
+    own = alone.classify(chips)[0]
+    expected = (own + PeerGenderClassifier().predict_proba(chips)) / 2
+    np.testing.assert_allclose(ensemble.classify(chips)[0], expected, atol=1e-6)
+    assert not np.allclose(own, expected, atol=1e-3)  # the peer moved the answer
+    (result,) = ensemble.predict_images([("face.png", chips[0])], explain="gradcam")
+    face = result.faces[0]
+    assert face.model_probabilities == pytest.approx(dict(zip(alone.classes, own[0])), abs=1e-6)
+    assert face.probabilities == pytest.approx(dict(zip(alone.classes, expected[0])), abs=1e-6)
+    assert face.to_json()["model_probabilities"] == pytest.approx(face.model_probabilities)
+    (plain,) = alone.predict_images([("face.png", chips[0])])
+    assert plain.faces[0].model_probabilities is None and "model_probabilities" not in plain.faces[0].to_json()
+    bcos = Predictor(checkpoints["bcos"], "cpu", detect=False)  # auto: a B-cos model answers alone
+    assert bcos.peer is None and bcos.answer_source == bcos.spec.model
+    assert Predictor(checkpoints["bcos"], "cpu", detect=False, peer_ensemble="on").peer is not None
+    with pytest.raises(ValueError, match="peer_ensemble must be one of"):
+        Predictor(checkpoints["plain"], "cpu", peer_ensemble="yes")
+
+
+def test_peer_ensemble_refuses_a_model_with_other_classes(tmp_path):
+    checkpoint = tiny_checkpoint_file(tmp_path / "model.pt", classes=("cat", "dog"))
+    with pytest.raises(ValueError, match="needs the classes"):
+        Predictor(checkpoint, "cpu", detect=False, peer_ensemble="on")
+    assert Predictor(checkpoint, "cpu", detect=False).peer is None  # auto: off for other classes

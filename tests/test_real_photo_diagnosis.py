@@ -152,7 +152,7 @@ def test_predict_path_keeps_chips_boxes_and_quality(tmp_path):
 
 
 def test_male_evidence_explains_male_with_the_predictors_probability(tmp_path):
-    predictor = Predictor(tiny_checkpoint_file(tmp_path / "model.pt"), "cpu", detect=False)
+    predictor = Predictor(tiny_checkpoint_file(tmp_path / "model.pt"), "cpu", detect=False, peer_ensemble="off")
     chips = np.stack([textured_chip(seed, 48) for seed in range(5)])
     maps, p_male = male_evidence(predictor.trained, chips, "gradcam", batch_size=2)
     assert maps.shape == (5, 32, 32) and (maps >= 0).all()

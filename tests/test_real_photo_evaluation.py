@@ -106,7 +106,10 @@ def test_evaluate_command_writes_its_tables(checkpoint, make_image, tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["photos"] == 3 and summary["uncertain_below"] == 0.999 and "peer_accuracy" in summary
     assert summary["detection_rate"] == 1.0  # centre crops: every photo answered
-    assert set(pd.read_csv(tmp_path / "out" / "groups.csv")["model"]) == {"ours", "dlib peer"}
+    assert set(pd.read_csv(tmp_path / "out" / "groups.csv")["model"]) == {"ours", "model alone", "dlib peer"}
+    photos = pd.read_csv(tmp_path / "out" / "photos.csv")  # the default answer: the model and the peer averaged
+    np.testing.assert_allclose(photos["p_male"], (photos["model_p_male"] + photos["peer_p_male"]) / 2, atol=1e-5)
+    assert "model_alone_accuracy" in summary
     missing = subprocess.run([sys.executable, "-m", "nbhelpers.evaluate", str(tmp_path), "--checkpoint", str(labels),
                               "--labels", str(labels)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
@@ -130,8 +133,8 @@ def test_evaluate_command_without_checkpoint_evaluates_the_default_run(checkpoin
 
 
 def test_flip_tta_averages_the_face_and_its_mirror(checkpoint, single_thread):
-    plain = Predictor(checkpoint, "cpu", detect=False, flip_tta=False)
-    tta = Predictor(checkpoint, "cpu", detect=False, flip_tta=True)
+    plain = Predictor(checkpoint, "cpu", detect=False, flip_tta=False, peer_ensemble="off")
+    tta = Predictor(checkpoint, "cpu", detect=False, flip_tta=True, peer_ensemble="off")
     chips = np.random.default_rng(0).integers(0, 256, (3, 200, 200, 3), dtype=np.uint8)
     expected = (plain.classify(chips)[0] + plain.classify(chips[:, :, ::-1].copy())[0]) / 2
     np.testing.assert_allclose(tta.classify(chips)[0], expected, atol=1e-6)

@@ -27,7 +27,16 @@ from nbhelpers.predict.faces import (
     HOG_THRESHOLD,
     HOG_FALLBACK_THRESHOLD,
 )
-from nbhelpers.predict.predictor import Predictor, ImageInput, FLIP_TTA, MIN_IMAGE_SIDE, PERMISSIVE_SEARCHES
+from nbhelpers.predict.predictor import (
+    Predictor,
+    ImageInput,
+    FLIP_TTA,
+    MIN_IMAGE_SIDE,
+    PERMISSIVE_SEARCHES,
+    PEER_ENSEMBLE,
+    PEER_ENSEMBLE_MODES,
+    add_peer_ensemble_argument,
+)
 from nbhelpers.predict.real_photo_diagnosis import (
     REAL_SOURCE,
     REFERENCE_SOURCE,
@@ -112,6 +121,9 @@ __all__ = [
     "FLIP_TTA",
     "MIN_IMAGE_SIDE",
     "PERMISSIVE_SEARCHES",
+    "PEER_ENSEMBLE",
+    "PEER_ENSEMBLE_MODES",
+    "add_peer_ensemble_argument",
     "REAL_SOURCE",
     "REFERENCE_SOURCE",
     "AREA_EXPLANATION",

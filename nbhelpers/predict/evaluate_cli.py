@@ -6,6 +6,10 @@
 Without ``--checkpoint`` the suite's default run in ``--checkpoint-dir`` is evaluated
 (``nbhelpers.training.default_run``, the model the upload page and ``python -m nbhelpers.predict`` use).
 
+The answer is the prediction path's, with its peer ensemble (``--peer-ensemble``, default ``auto``: a
+black-box model's probabilities averaged with the dlib peer's; ``nbhelpers.predict.predictor``); the model
+alone is reported beside it (``model alone``) and the peer on its own too (unless ``--no-peer``).
+
 Prints the headline figures, the per-group table and the risk-coverage table; with ``--output`` also
 writes ``photos.csv`` (one row per photo), ``groups.csv``, ``coverage.csv`` and ``summary.json``
 there (atomically). ``--audit`` adds the intersectional audit (``nbhelpers.fairness.audit``): gender x
@@ -25,6 +29,7 @@ from typing import Sequence
 import pandas as pd
 
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
+from nbhelpers.predict.predictor import Predictor, add_peer_ensemble_argument
 from nbhelpers.predict.real_photos import evaluate_and_write, read_labels
 from nbhelpers.training.checkpoint import CheckpointError
 from nbhelpers.training.runs import checkpoint_or_default
@@ -46,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-peer", action="store_true", help="skip the dlib-models peer")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     add_detector_arguments(parser)
+    add_peer_ensemble_argument(parser)
     parser.add_argument("--no-detect", action="store_true", help="skip face detection: the photos are face crops")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--audit", action="store_true",
@@ -66,8 +72,6 @@ def _print_audit(audited: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation; print the summary and tables; return the exit code."""
-    from nbhelpers.predict.predictor import Predictor
-
     arguments = build_parser().parse_args(argv)
     try:
         labels = read_labels(arguments.labels)
@@ -75,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if note:
             print(note, file=sys.stderr)
         predictor = Predictor(checkpoint, arguments.device, detect=not arguments.no_detect,
-                              detector=detector_from_arguments(arguments))
+                              detector=detector_from_arguments(arguments), peer_ensemble=arguments.peer_ensemble)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2

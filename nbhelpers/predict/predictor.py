@@ -10,6 +10,15 @@ becomes that input's error result (its name and the problem in one line); the ot
 When detection finds no face, the result has no faces and says so: no gender is given. ``detect=False``
 classifies the centre crop instead (for inputs that are already face crops).
 
+**Peer ensemble.** By default (``peer_ensemble="auto"``) a black-box model's probabilities are averaged, with
+equal weights fixed in advance, with those of the dlib-models peer (``nbhelpers.models.peer``) on the same
+aligned chip: the two were trained on different data and err on different faces. Measured on the 270
+labelled real photos (an A/B in the README, same checkpoint): accuracy 81.1% -> 81.9% and the female/male
+recall gap 8.1 -> 5.2 pp, with UTKFace test 94.2% -> 94.4%. The weights were not fitted on any photos. A B-cos
+model answers alone, so that its answer is exactly what its explanation explains; ``"on"`` and ``"off"``
+force the choice. ``FaceResult.model_probabilities`` keeps the model's own probabilities, which its
+explanation map explains.
+
 The command line (``python -m nbhelpers.predict``), the evaluation command, the upload widget, the web
 page and the HTTP API are thin adapters over this class.
 """
@@ -30,7 +39,9 @@ from nbhelpers.data.images import ImageLoadError, load_rgb
 from nbhelpers.explain.base import is_bcos_model
 from nbhelpers.explain.bcos import explain as bcos_explain
 from nbhelpers.explain.explainers import create_explainer
+from nbhelpers.data.manifest import GENDERS
 from nbhelpers.models import RunSpec, flip_averaged_probabilities
+from nbhelpers.models.peer import PeerGenderClassifier
 from nbhelpers.predict.faces import DetectedFace, FaceDetector, centre_crop
 from nbhelpers.predict.results import NO_FACE, FaceResult, PhotoResult
 from nbhelpers.training.result import TrainedModel
@@ -38,12 +49,15 @@ from nbhelpers.training.runs import load_run
 from nbhelpers.utils.device import get_default_device
 from nbhelpers.utils.progress import progress_bar
 
-__all__ = ["Predictor", "ImageInput", "FLIP_TTA", "MIN_IMAGE_SIDE", "PERMISSIVE_SEARCHES"]
+__all__ = ["Predictor", "ImageInput", "FLIP_TTA", "MIN_IMAGE_SIDE", "PERMISSIVE_SEARCHES", "PEER_ENSEMBLE",
+           "PEER_ENSEMBLE_MODES", "add_peer_ensemble_argument"]
 
 FLIP_TTA = True  # flip test-time augmentation (measured on the labelled real photos: see the README)
 # searches whose boxes are often not faces (on images without faces they return a box in 18 of 29; README):
 # a face they find is answered "uncertain" whatever the model's confidence (its leaning stays in ``predicted``)
 PERMISSIVE_SEARCHES = frozenset({"hog-permissive", "haar"})
+PEER_ENSEMBLE = "auto"  # average a black box's probabilities with the dlib peer's (module docstring; README A/B)
+PEER_ENSEMBLE_MODES = ("auto", "on", "off")  # auto: black-box models only; on / off: always / never
 MIN_IMAGE_SIDE = 16  # smaller images carry no usable face and give an error result
 ImageInput = Union[bytes, bytearray, str, os.PathLike, Image.Image, np.ndarray]
 
@@ -73,16 +87,27 @@ class Predictor:
     """A trained run ready to classify the faces in photos.
 
     ``checkpoint``: a ``model.pt`` path or a ``TrainedModel``; ``detect=False`` skips detection (centre
-    crops); ``uncertain_below`` overrides the run's abstention threshold (0: always answer). Raises
-    ``CheckpointError`` (naming the file) for an unusable checkpoint.
+    crops); ``uncertain_below`` overrides the run's abstention threshold (0: always answer; the run's own
+    threshold was chosen on UTKFace validation for the model alone); ``peer_ensemble``: ``"auto"``, ``"on"`` or
+    ``"off"`` (module docstring). Raises ``CheckpointError`` (naming the file) for an unusable checkpoint and
+    ``ValueError`` for an unknown ``peer_ensemble`` or ``"on"`` with a model whose classes are not
+    (female, male).
     """
 
     def __init__(self, checkpoint: str | Path | TrainedModel, device: str | torch.device | None = None,
                  detect: bool = True, detector: FaceDetector | None = None,
-                 uncertain_below: float | None = None, flip_tta: bool = FLIP_TTA) -> None:
+                 uncertain_below: float | None = None, flip_tta: bool = FLIP_TTA,
+                 peer_ensemble: str = PEER_ENSEMBLE) -> None:
+        if peer_ensemble not in PEER_ENSEMBLE_MODES:
+            raise ValueError(f"peer_ensemble must be one of {PEER_ENSEMBLE_MODES}, got {peer_ensemble!r}")
         device = get_default_device(str(device) if device else None)
         self.trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_run(checkpoint, device)
         self.classes = list(self.spec.classes)
+        if peer_ensemble == "on" and tuple(self.classes) != tuple(GENDERS):
+            raise ValueError(f"the peer ensemble needs the classes {list(GENDERS)}; {self.spec.model} has {self.classes}")
+        use_peer = peer_ensemble == "on" or (peer_ensemble == "auto" and tuple(self.classes) == tuple(GENDERS)
+                                             and not is_bcos_model(self.trained.model))
+        self.peer = PeerGenderClassifier() if use_peer else None
         self.flip_tta = flip_tta
         self.uncertain_below = float(self.spec.uncertain_below if uncertain_below is None else uncertain_below)
         self.detector = (detector or FaceDetector()) if detect else None
@@ -112,20 +137,35 @@ class Predictor:
         result = PhotoResult(name, tuple(picture.size), notes=notes, photo=picture if keep_photo else None)
         return _Found(result, faces)
 
+    @property
+    def answer_source(self) -> str:
+        """Who answers, in words: the model's name, plus the peer when the ensemble is on."""
+        return f"{self.spec.model} + dlib peer (mean)" if self.peer is not None else self.spec.model
+
     def classify(self, chips: np.ndarray, explain: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """uint8 faces (N, H, W, 3) -> probabilities (N, classes) and, with ``explain`` (an explainer name,
-        e.g. ``"bcos"``, ``"gradcam"``), float32 maps (N, size, size) of the evidence for the predicted class.
-        Raises ``ValueError`` for a method that does not apply to the model (``bcos`` on a black-box model)."""
-        probabilities, maps, _ = self.classify_explained(chips, explain)
+        """uint8 faces (N, H, W, 3) -> probabilities (N, classes) (the peer ensemble's when it is on) and, with
+        ``explain`` (an explainer name, e.g. ``"bcos"``, ``"gradcam"``), float32 maps (N, size, size) of the
+        model's evidence for its own predicted class. Raises ``ValueError`` for a method that does not apply to
+        the model (``bcos`` on a black-box model)."""
+        probabilities, _, maps, _ = self.classify_explained(chips, explain)
         return probabilities, maps
 
+    def ensemble(self, chips: np.ndarray, model_probabilities: np.ndarray) -> np.ndarray:
+        """The answer's probabilities (N, classes) float32: the model's own, or their equal-weight mean with the
+        peer's on the same uint8 chips (N, H, W, 3) when the peer ensemble is on."""
+        if self.peer is None or len(chips) == 0:
+            return model_probabilities
+        return ((model_probabilities + self.peer.predict_proba(chips)) / 2).astype(np.float32)
+
     def classify_explained(self, chips: np.ndarray, explain: str | None = None
-                           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """``classify``, and for the ``bcos`` method of a B-cos model also the colour explanations: float32
-        RGBA (N, size, size, 4) in 0..1 from the same pass (``nbhelpers.explain.bcos.explain``: the
-        contribution maps and W(x) of one forward and backward pass); None for every other method."""
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The answer's probabilities (N, classes), the model's own (N, classes), the maps of ``classify`` and,
+        for the ``bcos`` method of a B-cos model, the colour explanations: float32 RGBA (N, size, size, 4) in
+        0..1 from the same pass (``nbhelpers.explain.bcos.explain``: the contribution maps and W(x) of one
+        forward and backward pass); None for every other method."""
         if len(chips) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32), None, None
+            empty = np.zeros((0, len(self.classes)), dtype=np.float32)
+            return empty, empty, None, None
         inputs, model = self.trained.preprocess(chips), self.trained.model
         maps, probabilities, colour = None, None, None
         if explain == "bcos" and is_bcos_model(model):
@@ -136,20 +176,22 @@ class Predictor:
             with create_explainer(explain, model) as explainer:
                 attribution = explainer(inputs)
             probabilities, maps = attribution.probabilities, attribution.maps.cpu().numpy()
-        probabilities = flip_averaged_probabilities(model, inputs, self.flip_tta, probabilities)
-        return probabilities.float().cpu().numpy(), maps, colour
+        own = flip_averaged_probabilities(model, inputs, self.flip_tta, probabilities).float().cpu().numpy()
+        return self.ensemble(chips, own), own, maps, colour
 
-    def _face_results(self, faces: Sequence[DetectedFace], probabilities: np.ndarray, maps: np.ndarray | None,
-                      colour: np.ndarray | None, explain: str | None, keep_chips: bool) -> list[FaceResult]:
+    def _face_results(self, faces: Sequence[DetectedFace], probabilities: np.ndarray, own: np.ndarray,
+                      maps: np.ndarray | None, colour: np.ndarray | None, explain: str | None,
+                      keep_chips: bool) -> list[FaceResult]:
         results = []
         for index, face in enumerate(faces):
             row = probabilities[index]
+            model_row = dict(zip(self.classes, map(float, own[index]))) if self.peer is not None else None
             uncertain = bool(row.max() < self.uncertain_below) or face.search in PERMISSIVE_SEARCHES
             results.append(FaceResult(
                 tuple(int(value) for value in face.box), dict(zip(self.classes, map(float, row))),
                 self.classes[int(row.argmax())], uncertain, face.detector, face.search, face.score,
                 face.chip if keep_chips else None, None if maps is None else maps[index], explain or "",
-                explanation_image=None if colour is None else colour[index]))
+                explanation_image=None if colour is None else colour[index], model_probabilities=model_row))
         return results
 
     def _finish(self, pending: list[_Found], explain: str | None, keep_chips: bool) -> Iterator[PhotoResult]:
@@ -157,8 +199,8 @@ class Predictor:
         faces = [face for found in pending for face in found.faces]
         chips = np.stack([face.chip for face in faces]) if faces else np.zeros((0, self.chip_size, self.chip_size, 3),
                                                                               np.uint8)
-        probabilities, maps, colour = self.classify_explained(chips, explain)
-        results = self._face_results(faces, probabilities, maps, colour, explain, keep_chips)
+        probabilities, own, maps, colour = self.classify_explained(chips, explain)
+        results = self._face_results(faces, probabilities, own, maps, colour, explain, keep_chips)
         start = 0
         for found in pending:
             count = len(found.faces)
@@ -191,3 +233,10 @@ class Predictor:
         items = [(str(path), Path(path)) for path in paths]
         return self.predict_images(items, batch_size, explain, keep_chips, keep_photo, progress)
 
+
+
+def add_peer_ensemble_argument(parser) -> None:
+    """``--peer-ensemble auto|on|off`` of the prediction, evaluation and serving commands."""
+    parser.add_argument("--peer-ensemble", choices=PEER_ENSEMBLE_MODES, default=PEER_ENSEMBLE,
+                        help="average the model's probabilities with the dlib peer's (auto: black-box models only, "
+                             "so a B-cos answer stays what its explanation explains; default: %(default)s)")

@@ -57,7 +57,7 @@ def read_labels(path: str | Path) -> pd.DataFrame:
 
 # the columns evaluate_photos adds to the labels (everything else but file and gender is a group column)
 RESULT_COLUMNS = ("detected", "faces", "detector", "label", "predicted", "p_female", "p_male", "confidence", "error",
-                  "correct", "peer_p_male", "peer_correct")
+                  "model_p_male", "correct", "peer_p_male", "peer_correct")
 
 
 def _photo_row(result: PhotoResult, classes: Sequence[str]) -> tuple[dict[str, Any], np.ndarray | None]:
@@ -68,14 +68,18 @@ def _photo_row(result: PhotoResult, classes: Sequence[str]) -> tuple[dict[str, A
     if face is None:
         return {"detected": False, "faces": 0, "detector": "", "label": "", "predicted": "", "error": ""}, None
     probabilities = [face.probabilities[name] for name in classes]
-    return {"detected": True, "faces": len(result.faces), "detector": face.detector, "label": face.label,
-            "predicted": face.predicted, "p_female": probabilities[0], "p_male": probabilities[1],
-            "confidence": max(probabilities), "error": ""}, face.chip
+    row = {"detected": True, "faces": len(result.faces), "detector": face.detector, "label": face.label,
+           "predicted": face.predicted, "p_female": probabilities[0], "p_male": probabilities[1],
+           "confidence": max(probabilities), "error": ""}
+    if face.model_probabilities is not None:  # the answer is the peer ensemble's: keep the model's own too
+        row["model_p_male"] = face.model_probabilities[classes[1]]
+    return row, face.chip
 
 
 def evaluate_photos(predictor: Any, labels: pd.DataFrame, photos_dir: str | Path, peer: Any = None,
                     progress: bool = True) -> pd.DataFrame:
-    """One row per labelled photo: the labels, detection, the central face's prediction and the peer's, and
+    """One row per labelled photo: the labels, detection, the central face's prediction (``p_male``: the
+    answer's; ``model_p_male``: the model's own when the answer is the peer ensemble's) and the peer's, and
     its skin tone (``skin_ita``, ``skin_hue`` in degrees, ``skin_tone``, ``skin_tone_binary``).
 
     A photo in which no face is found is read (``error`` empty) but not answered: ``detected`` is False,
@@ -108,10 +112,14 @@ def _probabilities(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def accuracy_table(frame: pd.DataFrame, bootstrap: int = 1000, seed: int = 0, min_count: int = 30) -> pd.DataFrame:
-    """Accuracy, female and male recall per group (all photos, then each label column), model and peer."""
+    """Accuracy, female and male recall per group (all photos, then each label column): ``ours`` (the
+    prediction path's answer), ``model alone`` (when the answer is the peer ensemble's) and ``dlib peer``."""
     read = frame[frame["error"] == ""].assign(all="all photos")
     groupings = ["all", *group_columns(frame)]
     tables = [group_table(read, _probabilities(read, "p_male"), groupings, min_count, bootstrap, seed).assign(model="ours")]
+    if "model_p_male" in read and read["model_p_male"].notna().any():
+        tables.append(group_table(read, _probabilities(read, "model_p_male"), groupings, min_count, bootstrap,
+                                  seed).assign(model="model alone"))
     if "peer_p_male" in read:
         tables.append(group_table(read, _probabilities(read, "peer_p_male"), groupings, min_count, bootstrap,
                                   seed).assign(model="dlib peer"))
@@ -142,7 +150,7 @@ def evaluation_summary(frame: pd.DataFrame, table: pd.DataFrame, coverage: pd.Da
                "detection_rate": float(read["detected"].mean()) if len(read) else float("nan"),
                "several_faces": int((read["faces"] > 1).sum())}
     for model, row in overall.iterrows():
-        key = "ours" if model == "ours" else "peer"
+        key = {"ours": "ours", "model alone": "model_alone", "dlib peer": "peer"}[model]
         summary.update({f"{key}_accuracy": row["accuracy"], f"{key}_accuracy_low": row["accuracy_low"],
                         f"{key}_accuracy_high": row["accuracy_high"], f"{key}_female_recall": row["female_recall"],
                         f"{key}_male_recall": row["male_recall"]})

@@ -31,7 +31,9 @@ class FaceResult:
     (positive = evidence for ``predicted``), with its ``explanation_method``; ``explanation_image``: for the
     ``bcos`` method, the B-cos colour explanation of the dynamic weights W(x), float32 RGBA (h, w, 4) in 0..1
     (``nbhelpers.explain.bcos.colour_explanation``; not serialised); ``explanation_file``: where a front end
-    wrote the rendered explanation (``nbhelpers.predict.explanation_images``).
+    wrote the rendered explanation (``nbhelpers.predict.explanation_images``); ``model_probabilities``: the
+    model's own probabilities when the answer is the peer ensemble's (``Predictor``'s ``peer_ensemble``; None
+    when the model answers alone): the explanation map explains these.
     """
 
     box: Box
@@ -46,6 +48,7 @@ class FaceResult:
     explanation_method: str = ""
     explanation_file: str = ""  # where a front end wrote the explanation image, if it did
     explanation_image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    model_probabilities: Mapping[str, float] | None = None
 
     @property
     def label(self) -> str:
@@ -58,7 +61,8 @@ class FaceResult:
         return float(self.probabilities[self.predicted])
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-compatible fields (no arrays): box, label, predicted, uncertain, probabilities, detector."""
+        """JSON-compatible fields (no arrays): box, label, predicted, uncertain, probabilities, detector, and
+        ``model_probabilities`` when the peer ensemble answered."""
         data = {"box": [int(value) for value in self.box], "label": self.label, "predicted": self.predicted,
                 "uncertain": self.uncertain, "probabilities": {name: float(p) for name, p in self.probabilities.items()},
                 "detector": self.detector}
@@ -66,6 +70,8 @@ class FaceResult:
             data["search"] = self.search
         if self.score is not None:
             data["score"] = round(float(self.score), 4)
+        if self.model_probabilities is not None:
+            data["model_probabilities"] = {name: float(p) for name, p in self.model_probabilities.items()}
         if self.explanation_method:
             data["explanation"] = {"method": self.explanation_method, "file": self.explanation_file or None}
         return data

@@ -61,8 +61,13 @@ def _face_html(face: FaceResult) -> str:
                       f'alt="{html.escape(face.explanation_method)} explanation">')
     note = " (no face search: centre crop)" if face.detector == "centre" else ""
     guess = f" (leaning {html.escape(face.predicted)})" if face.uncertain else ""
+    own = ""
+    if face.model_probabilities is not None:  # the answer is the peer ensemble's; the map explains the model alone
+        leaning = max(face.model_probabilities, key=face.model_probabilities.get)
+        own = (f'<br><span class="ensemble">with the dlib peer (mean); the model alone: {html.escape(leaning)} '
+               f'{face.model_probabilities[leaning]:.2f}</span>')
     caption = (f'<span class="label">{html.escape(face.label)}</span>{guess} {face.confidence:.2f} '
-               f'box {list(face.box)}{note}')
+               f'box {list(face.box)}{note}{own}')
     return f'<figure style="display:inline-block;margin:4px">{"".join(panels)}<figcaption>{caption}</figcaption></figure>'
 
 

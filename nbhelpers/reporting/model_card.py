@@ -168,6 +168,13 @@ def _performance(summary: dict[str, Any], name: str, run: dict[str, Any],
                      f"{real.get('uncertain_below', float('nan')):.2f}, chosen on UTKFace validation data): "
                      f"{_percent(real.get('accuracy_when_answered'))} right on the {_percent(real.get('coverage'))} "
                      "of photos answered.")
+        if real.get("model_alone_accuracy") is not None:
+            lines.append(f"- On those photos the answer is the equal-weight mean of `{name}`'s probabilities and the "
+                         f"dlib-models peer's (the peer ensemble, weights fixed in advance, not fitted on photos); "
+                         f"`{name}` alone: {_percent(real.get('model_alone_accuracy'))} (female "
+                         f"{_percent(real.get('model_alone_female_recall'))}, male "
+                         f"{_percent(real.get('model_alone_male_recall'))}). Explanation maps explain the model's "
+                         "own probabilities.")
     else:
         lines.append("- Real photos: not measured in this run (notebook 08 needs the labelled photo folder).")
     if coverage:

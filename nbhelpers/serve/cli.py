@@ -16,7 +16,7 @@ import torch
 
 from nbhelpers.explain.explainers import explainer_supports, list_explainers
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
-from nbhelpers.predict.predictor import Predictor
+from nbhelpers.predict.predictor import Predictor, add_peer_ensemble_argument
 from nbhelpers.serve.app import DEFAULT_MAX_UPLOAD_BYTES, create_app
 from nbhelpers.training.checkpoint import CheckpointError
 
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--uncertain-below", type=float, default=None,
                         help="answer 'uncertain' below this confidence (default: the run's threshold; 0: always answer)")
     add_detector_arguments(parser)
+    add_peer_ensemble_argument(parser)
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
@@ -59,12 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         predictor = Predictor(arguments.checkpoint, arguments.device, detect=not arguments.no_detect,
                               uncertain_below=arguments.uncertain_below,
-                              detector=detector_from_arguments(arguments))
+                              detector=detector_from_arguments(arguments), peer_ensemble=arguments.peer_ensemble)
     except CheckpointError as error:
         print(f"error: cannot use checkpoint: {' '.join(str(error).splitlines())}", file=sys.stderr)
         return 2
     app = create_app(predictor, max_upload_bytes, supported_explainers(predictor.trained.model))
-    print(f"serving {predictor.spec.model} ({arguments.checkpoint}) on http://{arguments.host}:{arguments.port}/ "
+    print(f"serving {predictor.answer_source} ({arguments.checkpoint}) on http://{arguments.host}:{arguments.port}/ "
           f"(API docs: /docs)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=arguments.host, port=arguments.port, log_level=arguments.log_level)
     return 0

@@ -18,13 +18,16 @@ __all__ = ["compare_with_peer", "compare_run_with_peer"]
 
 def compare_with_peer(labels: np.ndarray, ours: np.ndarray, peer: np.ndarray,
                       names: tuple[str, str] = ("ours", "dlib peer")) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Accuracy, per-class and balanced accuracy of both on the same images, and the paired disagreement counts.
+    """Accuracy, per-class and balanced accuracy of both on the same images, of their equal-weight mean (the
+    prediction path's peer ensemble, ``nbhelpers.predict.predictor``), and the paired disagreement counts.
 
     ``labels`` (N,) class indices; ``ours`` and ``peer`` (N, classes) probabilities. Returns a table with one row
-    per name and the counts ``both right``, ``only <first> right``, ``only <second> right``, ``both wrong``.
+    per name and a third, ``<first> + <second> (mean)``, and the counts ``both right``, ``only <first> right``,
+    ``only <second> right``, ``both wrong``.
     """
     rows = {}
-    for name, probabilities in zip(names, (ours, peer)):
+    ensemble = f"{names[0]} + {names[1]} (mean)"
+    for name, probabilities in zip((*names, ensemble), (ours, peer, (ours + peer) / 2)):
         metrics = classification_metrics(labels, probabilities)
         rows[name] = {"accuracy": metrics["accuracy"], **{f"{key} accuracy": value for key, value in
                                                          metrics["per_class_accuracy"].items()},
