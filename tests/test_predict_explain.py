@@ -120,7 +120,8 @@ def test_cli_writes_the_bcos_colour_explanations_the_predictor_computes(checkpoi
         with Image.open(file) as written:
             assert written.format == "PNG" and written.size == (CHIP, CHIP) and written.mode == "RGB"
             assert np.array_equal(np.asarray(written), explanation_image(face))  # the exact image of the page
-        colour = explain(predictor.trained.model, predictor.trained.preprocess(face.chip[None].copy())).colour[0].numpy()
+        answer = predictor.classes.index(face.predicted)  # the map explains the answer's class
+        colour = explain(predictor.trained.model, predictor.trained.preprocess(face.chip[None].copy()), answer).colour[0].numpy()
         assert face.explanation_image.shape == (32, 32, 4)
         np.testing.assert_allclose(face.explanation_image, colour, atol=1e-4)  # colour_explanation of W(x), batched
     assert not np.array_equal(np.asarray(Image.open(files[0])), np.asarray(Image.open(files[1])))
@@ -213,6 +214,11 @@ def test_peer_ensemble_averages_a_black_box_with_the_peer_and_leaves_bcos_alone(
     assert face.model_probabilities == pytest.approx(dict(zip(alone.classes, own[0])), abs=1e-6)
     assert face.probabilities == pytest.approx(dict(zip(alone.classes, expected[0])), abs=1e-6)
     assert face.to_json()["model_probabilities"] == pytest.approx(face.model_probabilities)
+    from nbhelpers.explain.explainers import create_explainer
+
+    with create_explainer("gradcam", ensemble.trained.model) as explainer:  # evidence for the answer's class
+        expected_map = explainer(ensemble.trained.preprocess(chips[:1]), ensemble.classes.index(face.predicted)).maps
+    np.testing.assert_allclose(face.attribution, expected_map[0].numpy(), atol=1e-5)
     (plain,) = alone.predict_images([("face.png", chips[0])])
     assert plain.faces[0].model_probabilities is None and "model_probabilities" not in plain.faces[0].to_json()
     bcos = Predictor(checkpoints["bcos"], "cpu", detect=False)  # auto: a B-cos model answers alone

@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--labels", required=True, help="CSV with file, gender (female|male) and group columns")
     parser.add_argument("--output", default="", help="folder for photos.csv, groups.csv, coverage.csv, summary.json")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
-    parser.add_argument("--no-peer", action="store_true", help="skip the dlib-models peer")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="no row for the dlib-models peer on its own (the answer still averages it in unless "
+                             "--peer-ensemble off)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     add_detector_arguments(parser)
     add_peer_ensemble_argument(parser)

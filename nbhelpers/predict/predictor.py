@@ -16,8 +16,10 @@ aligned chip: the two were trained on different data and err on different faces.
 labelled real photos (an A/B in the README, same checkpoint): accuracy 81.1% -> 81.9% and the female/male
 recall gap 8.1 -> 5.2 pp, with UTKFace test 94.2% -> 94.4%. The weights were not fitted on any photos. A B-cos
 model answers alone, so that its answer is exactly what its explanation explains; ``"on"`` and ``"off"``
-force the choice. ``FaceResult.model_probabilities`` keeps the model's own probabilities, which its
-explanation map explains.
+force the choice. ``FaceResult.model_probabilities`` keeps the model's own probabilities; an explanation map
+is always the model's evidence for the answer's class (``classify_explained``). The abstention threshold
+stays the run's, chosen on UTKFace validation for the model alone (the README gives what it keeps on the
+ensemble).
 
 The command line (``python -m nbhelpers.predict``), the evaluation command, the upload widget, the web
 page and the HTTP API are thin adapters over this class.
@@ -145,7 +147,7 @@ class Predictor:
     def classify(self, chips: np.ndarray, explain: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 faces (N, H, W, 3) -> probabilities (N, classes) (the peer ensemble's when it is on) and, with
         ``explain`` (an explainer name, e.g. ``"bcos"``, ``"gradcam"``), float32 maps (N, size, size) of the
-        model's evidence for its own predicted class. Raises ``ValueError`` for a method that does not apply to
+        model's evidence for the answer's class. Raises ``ValueError`` for a method that does not apply to
         the model (``bcos`` on a black-box model)."""
         probabilities, _, maps, _ = self.classify_explained(chips, explain)
         return probabilities, maps
@@ -162,22 +164,28 @@ class Predictor:
         """The answer's probabilities (N, classes), the model's own (N, classes), the maps of ``classify`` and,
         for the ``bcos`` method of a B-cos model, the colour explanations: float32 RGBA (N, size, size, 4) in
         0..1 from the same pass (``nbhelpers.explain.bcos.explain``: the contribution maps and W(x) of one
-        forward and backward pass); None for every other method."""
+        forward and backward pass); None for every other method.
+
+        The maps explain the model's evidence for the *answer's* class (the argmax of the answer's
+        probabilities: flip-averaged, and with the peer when the ensemble is on), so a map always shows the
+        evidence for the label it is shown with, even where the model alone leans the other way."""
         if len(chips) == 0:
             empty = np.zeros((0, len(self.classes)), dtype=np.float32)
             return empty, empty, None, None
         inputs, model = self.trained.preprocess(chips), self.trained.model
-        maps, probabilities, colour = None, None, None
+        own = flip_averaged_probabilities(model, inputs, self.flip_tta).float().cpu().numpy()
+        answer = self.ensemble(chips, own)
+        if not explain:
+            return answer, own, None, None
+        targets = torch.as_tensor(answer.argmax(axis=1), device=inputs.device)
+        colour = None
         if explain == "bcos" and is_bcos_model(model):
-            explanation = bcos_explain(model, inputs)  # the bcos explainer's maps, with the colour image kept
-            probabilities, maps = explanation.probabilities, explanation.contributions.float().cpu().numpy()
-            colour = explanation.colour.float().cpu().numpy()
-        elif explain:
+            explanation = bcos_explain(model, inputs, targets)  # the bcos explainer's maps, with the colour image
+            maps, colour = explanation.contributions.float().cpu().numpy(), explanation.colour.float().cpu().numpy()
+        else:
             with create_explainer(explain, model) as explainer:
-                attribution = explainer(inputs)
-            probabilities, maps = attribution.probabilities, attribution.maps.cpu().numpy()
-        own = flip_averaged_probabilities(model, inputs, self.flip_tta, probabilities).float().cpu().numpy()
-        return self.ensemble(chips, own), own, maps, colour
+                maps = explainer(inputs, targets).maps.cpu().numpy()
+        return answer, own, maps, colour
 
     def _face_results(self, faces: Sequence[DetectedFace], probabilities: np.ndarray, own: np.ndarray,
                       maps: np.ndarray | None, colour: np.ndarray | None, explain: str | None,

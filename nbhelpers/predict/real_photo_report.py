@@ -31,8 +31,9 @@ def _errors_sentence(diagnosis: RealPhotoDiagnosis) -> str:
     frame = diagnosis.frame
     counts = frame["gender"].value_counts()
     found = int(frame["detected"].eq(True).sum())
-    parts = [f"Through the whole prediction path, `{diagnosis.model}` found a face in {found} of {len(frame)} "
-             f"labelled real photos ({counts.get('female', 0)} women, {counts.get('male', 0)} men)"]
+    parts = [f"Through the whole prediction path, answering alone (without the peer ensemble), `{diagnosis.model}` "
+             f"found a face in {found} of {len(frame)} labelled real photos ({counts.get('female', 0)} women, "
+             f"{counts.get('male', 0)} men)"]
     for gender, people, other in (("female", "women", "men"), ("male", "men", "women")):
         row = _gender_row(diagnosis, gender)
         if row and row["with_face"]:

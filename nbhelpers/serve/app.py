@@ -39,7 +39,8 @@ and explains each decision on request.
 * `POST /predict`: one image as the multipart field `file` -> the JSON the command line
   `python -m nbhelpers.predict` prints for it; `?explain=<method>` adds each face's explanation as a PNG
   data URI (`faces[i].explanation.png`).
-* `GET /health`: the model, its input size, classes and abstention threshold.
+* `GET /health`: the model, who answers (`answer`: the model, or the model and the dlib-models peer
+  averaged), its input size, classes and abstention threshold.
 
 Faces whose top probability is below `uncertain_below` are labelled `uncertain` (`predicted` still gives the
 leaning). Errors are JSON `{"error": "<name>: <problem>"}`: 413 over the upload limit, 422 for a missing

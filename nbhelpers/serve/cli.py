@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CheckpointError as error:
         print(f"error: cannot use checkpoint: {' '.join(str(error).splitlines())}", file=sys.stderr)
         return 2
+    except ValueError as error:  # e.g. --peer-ensemble on with a model whose classes are not female, male
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
     app = create_app(predictor, max_upload_bytes, supported_explainers(predictor.trained.model))
     print(f"serving {predictor.answer_source} ({arguments.checkpoint}) on http://{arguments.host}:{arguments.port}/ "
           f"(API docs: /docs)", file=sys.stderr, flush=True)

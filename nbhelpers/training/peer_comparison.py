@@ -23,8 +23,10 @@ def compare_with_peer(labels: np.ndarray, ours: np.ndarray, peer: np.ndarray,
 
     ``labels`` (N,) class indices; ``ours`` and ``peer`` (N, classes) probabilities. Returns a table with one row
     per name and a third, ``<first> + <second> (mean)``, and the counts ``both right``, ``only <first> right``,
-    ``only <second> right``, ``both wrong``.
+    ``only <second> right``, ``both wrong``. Raises ``ValueError`` when the two probability arrays differ in shape.
     """
+    if np.shape(ours) != np.shape(peer):
+        raise ValueError(f"ours {np.shape(ours)} and peer {np.shape(peer)} probabilities differ in shape")
     rows = {}
     ensemble = f"{names[0]} + {names[1]} (mean)"
     for name, probabilities in zip((*names, ensemble), (ours, peer, (ours + peer) / 2)):
