@@ -83,3 +83,16 @@ def test_config_from_parameters_reads_prefixed_and_shared_parameters():
     assert transfer.seed == 7 and transfer.grad_clip == 0.5 and transfer.checkpoint_dir == ""  # shared, not prefixed
     with pytest.raises(KeyError, match="BASELINE_MODEL"):
         config_from_parameters(parameters, "BASELINE_")
+
+
+def test_random_initialisation_never_reuses_the_pretrained_runs_folder(toy_data, tmp_path, single_thread):
+    """``--pretrained none`` on a model registered with ImageNet weights trains its own run from random weights;
+    the bug this guards: the resolved "" was resolved again into the registered weights' run folder, so the
+    random-initialisation run resumed the finished pretrained run and relabelled its index entry."""
+    common = ["--model", "efficientnet_lite0", "--profile", "smoke", "--data-dir", str(toy_data), "--dataset", "folder",
+              "--epochs", "1", "--image-size", "16", "--train-limit", "16", "--batch-size", "8",
+              "--checkpoint-dir", str(tmp_path / "ckpt")]
+    assert main(common) == 0 and main([*common, "--pretrained", "none"]) == 0
+    runs = read_index(tmp_path / "ckpt")
+    assert len(runs) == 2 and len({run["run_id"] for run in runs}) == 2
+    assert sorted(bool(run["pretrained_source"]) for run in runs) == [False, True]

@@ -102,9 +102,8 @@ def _evaluate_splits(result: TrainingResult, transform: Any, config: TrainConfig
         result.model.spec = result.spec.replace(uncertain_below=abstention_threshold(val.probabilities, val.labels))
 
 
-def _save_and_record(result: TrainingResult, config: TrainConfig) -> None:
-    """Write the evaluated weights to ``model.pt`` and record the run in the index (rank 0 only)."""
-    folder = run_directory(config)
+def _save_and_record(result: TrainingResult, config: TrainConfig, folder: Path | None) -> None:
+    """Write the evaluated weights to ``folder/model.pt`` and record the run in the index (rank 0 only)."""
     if folder is None or not is_main_process():
         return
     trained = result.trained
@@ -133,6 +132,9 @@ def run_training(config: TrainConfig, progress: bool = True) -> TrainingResult:
     """Train and evaluate one model; return it with its run spec (``result.spec``), history, val/test metrics
     and predictions."""
     start = time.perf_counter()
+    # the run folder is named from the settings as given: resolving twice would read a resolved "" (random
+    # initialisation asked for with pretrained="none") as "the registered weights" and reuse their run's folder
+    folder = run_directory(config)
     config = resolve_config(config)
     rank, world_size = _distributed_setup()
     set_seed(config.seed)
@@ -155,11 +157,11 @@ def run_training(config: TrainConfig, progress: bool = True) -> TrainingResult:
     history = fit_one_cycle(config.epochs, config.max_lr, model, train_dl, val_dl, config.weight_decay,
                             config.grad_clip or None, lookup(OPTIMIZERS, "optimizer", config.optimizer),
                             early_stopping=EarlyStopping(patience=config.patience) if config.patience else None,
-                            checkpoint_dir=run_directory(config), metadata=model.spec.to_dict(), device=device,
+                            checkpoint_dir=folder, metadata=model.spec.to_dict(), device=device,
                             progress=progress and is_main_process(), verbose=is_main_process(),
                             head=(model.spec.classifier, config.head_lr_scale))
     result = TrainingResult(TrainedModel(model), history=history, cache=cache, teacher=teacher)
     _evaluate_splits(result, eval_transform, config, device, progress)
     result.seconds = time.perf_counter() - start
-    _save_and_record(result, config)
+    _save_and_record(result, config, folder)
     return result
