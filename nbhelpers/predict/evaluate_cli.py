@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not arguments.no_peer:
         from nbhelpers.models.peer import PeerGenderClassifier
 
-        peer = PeerGenderClassifier()
+        peer = predictor.peer or PeerGenderClassifier()  # the ensemble's own peer session when it has one
     result = evaluate_and_write(predictor, labels, arguments.photos, arguments.output, arguments.bootstrap, peer,
                                 arguments.seed, audit=arguments.audit)
     print(json.dumps(result["summary"], indent=2))

@@ -205,4 +205,5 @@ def evaluate_labelled_folder(predictor, folder: str | Path, output: str | Path |
     from nbhelpers.models.peer import PeerGenderClassifier
 
     return evaluate_and_write(predictor, read_labels(folder / LABELS_NAME), folder, output, bootstrap,
-                              PeerGenderClassifier() if peer else None, seed, progress, audit)
+                              (getattr(predictor, "peer", None) or PeerGenderClassifier()) if peer else None, seed,
+                              progress, audit)
