@@ -123,7 +123,9 @@ def test_cli_writes_the_bcos_colour_explanations_the_predictor_computes(checkpoi
         answer = predictor.classes.index(face.predicted)  # the map explains the answer's class
         colour = explain(predictor.trained.model, predictor.trained.preprocess(face.chip[None].copy()), answer).colour[0].numpy()
         assert face.explanation_image.shape == (32, 32, 4)
-        np.testing.assert_allclose(face.explanation_image, colour, atol=1e-4)  # colour_explanation of W(x), batched
+        # colour_explanation of W(x), computed batched there and single here: float sums in another order (and
+        # another thread count after other tests) move a value by up to ~4e-4, a quarter of an 8-bit level
+        np.testing.assert_allclose(face.explanation_image, colour, atol=1e-3)
     assert not np.array_equal(np.asarray(Image.open(files[0])), np.asarray(Image.open(files[1])))
 
 
