@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from nbhelpers.fairness.ab_testing import BASELINE, ab_table, read_results, run_ab, train_or_reuse
+from nbhelpers.fairness.ab_testing import BASELINE, ab_table, read_results, run_ab, seed_spread, train_or_reuse
 from nbhelpers.models import list_models
 from nbhelpers.predict.faces import FaceDetector
 from nbhelpers.predict.predictor import PEER_ENSEMBLE_MODES, Predictor
@@ -138,6 +138,12 @@ def print_tables(rows: list[dict[str, Any]], bootstrap: int) -> None:
         print("\nagainst the baseline (%, pp; gap = male - female recall, gap change = change of |gap|):\n"
               + table[columns].to_string(index=False))
         print("\nreasons:\n" + table[["variant", "reason"]].to_string(index=False))
+        spread = seed_spread(rows)
+        if not spread.empty:
+            for column in ("minimum", "maximum", "range"):
+                spread[column] = 100 * spread[column]
+            print("\nseed to seed, nothing changed (%, range in pp; a single-seed change inside it is not evidence):\n"
+                  + spread.to_string(index=False))
         print("\nthroughput (the run's recorded seconds: training and evaluation; img/s = epochs x train images / s):\n"
               + table[["variant", "train_minutes", "images_per_second"]].to_string(index=False))
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from nbhelpers.fairness.ab_testing import (BASELINE, DROP, KEEP, WITHIN_NOISE, ab_decision, ab_table, finished_run,
-                                           paired_bootstrap_difference, read_results, run_ab, train_or_reuse,
-                                           write_results)
+                                           paired_bootstrap_difference, read_results, run_ab, seed_spread,
+                                           train_or_reuse, write_results)
 from nbhelpers.training.config import TrainConfig, run_directory
 from nbhelpers.utils.atomic import atomic_write_json
 
@@ -121,6 +121,22 @@ def test_table_compares_on_shared_seeds(tmp_path):
         == [pytest.approx(5.0), WITHIN_NOISE]
     with pytest.raises(ValueError, match="baseline"):
         ab_table([row for row in rows if row["variant"] != BASELINE])
+
+
+def test_seed_spread_measures_each_variant_with_several_seeds():
+    def row(variant, seed, photo, gap):
+        return {"variant": variant, "seed": seed, "in_domain_accuracy": 0.94, "photo_accuracy": photo,
+                "photo_female_recall": photo - gap / 2, "photo_male_recall": photo + gap / 2, "photo_gap": gap}
+    rows = [row(BASELINE, 0, 0.81, 0.08), row(BASELINE, 1, 0.78, 0.11), row(BASELINE, 2, 0.80, 0.05),
+            row("single", 0, 0.70, 0.0)]
+    spread = seed_spread(rows).set_index(["variant", "figure"])
+    assert set(spread.index.get_level_values("variant")) == {BASELINE}  # one seed: no spread to give
+    assert spread.loc[(BASELINE, "photo_accuracy"), ["runs", "minimum", "maximum"]].tolist() == [3, 0.78, 0.81]
+    assert spread.loc[(BASELINE, "photo_accuracy"), "range"] == pytest.approx(0.03)
+    assert spread.loc[(BASELINE, "photo_gap"), "range"] == pytest.approx(0.06)
+    assert spread.loc[(BASELINE, "in_domain_accuracy"), "range"] == 0
+    assert spread.loc[(BASELINE, "photo_gap"), "seeds"] == "0,1,2"
+    assert seed_spread(rows[3:]).empty and seed_spread([]).empty
 
 
 def test_finished_run_needs_model_file_and_index_entry(tmp_path):

@@ -21,6 +21,7 @@ from nbhelpers.fairness.ab_testing import (
     run_ab,
     mean_correct,
     ab_table,
+    seed_spread,
 )
 from nbhelpers.fairness.audit import (
     MIN_CELL_COUNT,
@@ -134,6 +135,7 @@ __all__ = [
     "run_ab",
     "mean_correct",
     "ab_table",
+    "seed_spread",
     "MIN_CELL_COUNT",
     "GENDER_SHADES",
     "GENDER_SHADES_SOURCE",

@@ -12,7 +12,8 @@ the rule's thresholds are fixed in advance.
 ``run_ab`` is the resumable loop: one JSON line per (variant, seed) in a results file, rewritten atomically
 after each, with the train and evaluate steps injected (``train_or_reuse`` trains a run or reuses its finished
 checkpoint; ``benchmarks/ab_real_photos.py`` evaluates the prediction path). ``ab_table`` turns the lines into
-the table.
+the table; ``seed_spread`` shows how far the same variant moves from seed to seed, the yardstick of a single-seed
+change (the bootstrap covers the photos, not the training's randomness).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from nbhelpers.training.runs import find_run
 from nbhelpers.utils.atomic import atomic_write_text
 
 __all__ = ["MAX_IN_DOMAIN_DROP", "BASELINE", "KEEP", "DROP", "WITHIN_NOISE", "paired_bootstrap_difference",
-           "ab_decision", "finished_run", "train_or_reuse", "read_results", "write_results", "run_ab", "mean_correct", "ab_table"]
+           "ab_decision", "finished_run", "train_or_reuse", "read_results", "write_results", "run_ab", "mean_correct", "ab_table",
+           "seed_spread"]
 
 MAX_IN_DOMAIN_DROP = 0.003  # in-domain accuracy a kept change may cost, as a fraction (0.3 pp; issue 21)
 BASELINE = "baseline"
@@ -203,3 +205,24 @@ def ab_table(rows: Sequence[Mapping[str, Any]], bootstrap: int = 2000, seed: int
     table = [_variant_row(name, frame[frame["variant"] == name], reference, bootstrap, seed) for name in names
              if set(frame.loc[frame["variant"] == name, "seed"]) & set(reference["seed"])]
     return pd.DataFrame(table)
+
+
+_SPREAD_FIGURES = ("in_domain_accuracy", "photo_accuracy", "photo_female_recall", "photo_male_recall", "photo_gap")
+
+
+def seed_spread(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Seed-to-seed spread of every variant run with two or more seeds: one row per (variant, figure) with the
+    seeds, their count, the minimum, maximum and range (maximum - minimum) of the figure (fractions, as in the
+    rows). Training randomness (initialisation, shuffling, augmentation) moves a figure by this much with nothing
+    changed, so a single-seed change smaller than the range is not evidence. Empty when no variant has two seeds."""
+    frame = pd.DataFrame(list(rows))
+    table = []
+    for name, runs in (frame.groupby("variant", sort=False) if not frame.empty else []):
+        if runs["seed"].nunique() < 2:
+            continue
+        for figure in _SPREAD_FIGURES:
+            values = runs[figure].astype(float)
+            table.append({"variant": name, "figure": figure, "seeds": ",".join(map(str, sorted(runs["seed"]))),
+                          "runs": len(values), "minimum": values.min(), "maximum": values.max(),
+                          "range": values.max() - values.min()})
+    return pd.DataFrame(table, columns=["variant", "figure", "seeds", "runs", "minimum", "maximum", "range"])
