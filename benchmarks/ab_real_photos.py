@@ -50,6 +50,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "size112": {"image_size": 112},
     "size128": {"image_size": 128},
     "photo_augment": {"augment": "photo"},
+    "context_swap": {"augment": "context"},
     "lite1": {"model": "efficientnet_lite1"},
     "lite2": {"model": "efficientnet_lite2"},
     "balanced_gender_age": {"balance": "gender x age_band"},

@@ -5,6 +5,7 @@ Every name of its modules' ``__all__`` is imported here (a test checks the two a
 """
 
 from nbhelpers.data.cache import ImageCache, build_cache, manifest_fingerprint
+from nbhelpers.data.context_swap import ContextSwap, inner_face_mask, swap_context
 from nbhelpers.data.groups import (
     UNKNOWN,
     GROUP_SEPARATOR,
@@ -96,6 +97,9 @@ __all__ = [
     "ImageCache",
     "build_cache",
     "manifest_fingerprint",
+    "ContextSwap",
+    "inner_face_mask",
+    "swap_context",
     "UNKNOWN",
     "GROUP_SEPARATOR",
     "GROUPING_SEPARATOR",

@@ -16,7 +16,8 @@ Each degradation is applied to a random share of the faces (``PhotoDegradation``
 probabilities). This follows the practice of synthetic degradation models for real-world images
 (e.g. Wang et al., "Real-ESRGAN: Training Real-World Blind Super-Resolution with Pure Synthetic Data",
 ICCVW 2021: blur, resize, noise and JPEG in random order and strength). ``AUGMENTATIONS`` maps names to
-batch functions, looked up by ``TrainConfig.augment``.
+batch functions, looked up by ``TrainConfig.augment``: ``photo`` (these degradations) and ``context``
+(``nbhelpers.data.context_swap``: the surroundings of the inner face taken from another face).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as functional
 from PIL import Image
 
+from nbhelpers.data.context_swap import ContextSwap, swap_context
 from nbhelpers.utils.registry import lookup
 
 __all__ = ["PhotoDegradation", "AUGMENTATIONS", "degrade_photos", "build_augmentation",
@@ -162,6 +164,7 @@ def degrade_photos(batch: torch.Tensor, settings: PhotoDegradation = PhotoDegrad
 AUGMENTATIONS: dict[str, Callable[[torch.Tensor, MaybeGenerator], torch.Tensor] | None] = {
     "": None,  # the pipeline's own augmentation only
     "photo": lambda batch, generator: degrade_photos(batch, PhotoDegradation(), generator),
+    "context": lambda batch, generator: swap_context(batch, ContextSwap(), generator),  # nbhelpers.data.context_swap
 }
 
 
