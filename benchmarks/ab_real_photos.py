@@ -1,7 +1,7 @@
 """A/B harness: training changes against the EfficientNet-Lite0 baseline on the labelled real photos (issue 21).
 
-    # 2-core CPU, default profile (Lite0 @96 px, 4 epochs: about 15 min per run at 96 px, longer at 112/128 px
-    # and with photo degradations; the five registered built-in variants take hours). --checkpoint-dir
+    # 2-core CPU, default profile (Lite0 @96 px, 4 epochs: about 15 min per run at 96 px, with or without photo
+    # degradations, 17 at 112 px, 16 for Lite1; the nine built-in variants take over two hours). --checkpoint-dir
     # data/checkpoints reuses the Lite0 run of `make reports` as the baseline when its settings match.
     python benchmarks/ab_real_photos.py --photos ../shared/data/fairface-dev --out data/ab_real_photos
     python benchmarks/ab_real_photos.py --checkpoint-dir data/checkpoints --out data/ab_real_photos
@@ -51,6 +51,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "size128": {"image_size": 128},
     "photo_augment": {"augment": "photo"},
     "context_swap": {"augment": "context"},
+    "context_swap_quarter": {"augment": "context_quarter"},
     "lite1": {"model": "efficientnet_lite1"},
     "lite2": {"model": "efficientnet_lite2"},
     "balanced_gender_age": {"balance": "gender x age_band"},
@@ -151,7 +152,7 @@ def print_tables(rows: list[dict[str, Any]], bootstrap: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variants", default="baseline,size112,size128,photo_augment,lite1,lite2,balanced_gender_age",
+    parser.add_argument("--variants", default="baseline,size112,size128,photo_augment,context_swap,context_swap_quarter,lite1,lite2,balanced_gender_age",
                         help=f"comma-separated built-in variants: {', '.join(CANDIDATES)}")
     parser.add_argument("--extra", action="append", default=[], metavar="NAME=JSON",
                         help="an ad-hoc variant: TrainConfig overrides as JSON (repeatable)")

@@ -58,6 +58,7 @@ def test_seeded_and_validated():
 
 def test_named_augmentation_and_its_run_folder():
     augment = build_augmentation("context", 0)
+    assert build_augmentation("context_quarter", 0)(_plain_faces()).shape == (6, 40, 40, 3)
     batch = _plain_faces()
     assert augment(batch).shape == batch.shape
     assert run_directory(TrainConfig(checkpoint_dir="c", augment="context")) != run_directory(

@@ -16,8 +16,9 @@ Each degradation is applied to a random share of the faces (``PhotoDegradation``
 probabilities). This follows the practice of synthetic degradation models for real-world images
 (e.g. Wang et al., "Real-ESRGAN: Training Real-World Blind Super-Resolution with Pure Synthetic Data",
 ICCVW 2021: blur, resize, noise and JPEG in random order and strength). ``AUGMENTATIONS`` maps names to
-batch functions, looked up by ``TrainConfig.augment``: ``photo`` (these degradations) and ``context``
-(``nbhelpers.data.context_swap``: the surroundings of the inner face taken from another face).
+batch functions, looked up by ``TrainConfig.augment``: ``photo`` (these degradations), ``context`` and
+``context_quarter`` (``nbhelpers.data.context_swap``: the surroundings of the inner face taken from another
+face, for half or a quarter of the faces).
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ AUGMENTATIONS: dict[str, Callable[[torch.Tensor, MaybeGenerator], torch.Tensor] 
     "": None,  # the pipeline's own augmentation only
     "photo": lambda batch, generator: degrade_photos(batch, PhotoDegradation(), generator),
     "context": lambda batch, generator: swap_context(batch, ContextSwap(), generator),  # nbhelpers.data.context_swap
+    "context_quarter": lambda batch, generator: swap_context(batch, ContextSwap(probability=0.25), generator),
 }
 
 
