@@ -215,9 +215,12 @@ def seed_spread(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     seeds, their count, the minimum, maximum and range (maximum - minimum) of the figure (fractions, as in the
     rows). Training randomness (initialisation, shuffling, augmentation) moves a figure by this much with nothing
     changed, so a single-seed change smaller than the range is not evidence. Empty when no variant has two seeds."""
+    columns = ["variant", "figure", "seeds", "runs", "minimum", "maximum", "range"]
     frame = pd.DataFrame(list(rows))
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
     table = []
-    for name, runs in (frame.groupby("variant", sort=False) if not frame.empty else []):
+    for name, runs in frame.groupby("variant", sort=False):
         if runs["seed"].nunique() < 2:
             continue
         for figure in _SPREAD_FIGURES:
@@ -225,4 +228,4 @@ def seed_spread(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             table.append({"variant": name, "figure": figure, "seeds": ",".join(map(str, sorted(runs["seed"]))),
                           "runs": len(values), "minimum": values.min(), "maximum": values.max(),
                           "range": values.max() - values.min()})
-    return pd.DataFrame(table, columns=["variant", "figure", "seeds", "runs", "minimum", "maximum", "range"])
+    return pd.DataFrame(table, columns=columns)

@@ -63,8 +63,8 @@ class TrainConfig:
     flip_tta: bool = _help("average predictions with the mirrored image at evaluation (true/false)", True)
     augment: str = _help("extra training augmentation before the pipeline: '' (none), 'photo' (real-photo "
                          "degradations: detector jitter, blur, JPEG, lighting; nbhelpers.data.photo_augment) or "
-                         "'context' (the surroundings of the inner face taken from another face: "
-                         "nbhelpers.data.context_swap)", "")
+                         "'context' / 'context_quarter' (for half / a quarter of the faces, the surroundings of the "
+                         "inner face taken from another face: nbhelpers.data.context_swap)", "")
     balance: str = _help("group-balanced sampling over these manifest columns, e.g. 'gender x age_band'", "")
     teacher: str = _help("knowledge distillation (Hinton et al. 2015): a registered model name whose newest plain "
                          "run in checkpoint_dir is the teacher, or a teacher checkpoint file ('': none)", "")
