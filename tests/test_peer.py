@@ -54,3 +54,30 @@ def test_peer_recognises_real_faces(peer, utkface_archive, tmp_path):
     assert list(table.index) == ["ours", "dlib peer", "ours + dlib peer (mean)"]
     assert table.loc["ours + dlib peer (mean)", "accuracy"] == classification_metrics(labels, (probabilities + np.eye(2)[1 - labels]) / 2)["accuracy"]
     assert table.loc["dlib peer", "accuracy"] == 0.0 and paired["only ours right"] == int(table.loc["ours", "accuracy"] * len(rows) + 0.5)
+
+
+def test_compare_run_with_peer_averages_seed_members_with_equal_votes():
+    from types import SimpleNamespace
+
+    from nbhelpers.training.peer_comparison import compare_run_with_peer
+
+    rng = np.random.default_rng(0)
+    labels, rows = rng.integers(0, 2, 40), np.arange(40)
+    images = np.zeros((40, 8, 8, 3), np.uint8)
+
+    def run(run_id, probabilities, run_rows=rows):
+        split = SimpleNamespace(rows=run_rows, labels=labels, probabilities=probabilities)
+        return SimpleNamespace(predictions={"test": split}, cache=SimpleNamespace(images=images), name="tiny",
+                               trained=SimpleNamespace(run_id=run_id))
+
+    first, second, peer = (rng.dirichlet((1, 1), 40) for _ in range(3))
+    fake_peer = SimpleNamespace(predict_proba=lambda faces: peer)
+    table, paired = compare_run_with_peer(run("a", first), "test", fake_peer, members=[run("b", second)])
+    assert list(table.index) == ["a", "b", "tiny x2 seeds", "dlib peer (32 px)", "tiny x2 seeds + dlib peer (32 px) (mean)"]
+    assert table.loc["b", "accuracy"] == classification_metrics(labels, second)["accuracy"]
+    assert table.loc["tiny x2 seeds", "accuracy"] == classification_metrics(labels, (first + second) / 2)["accuracy"]
+    thirds = classification_metrics(labels, (first + second + peer) / 3)["accuracy"]
+    assert table.loc["tiny x2 seeds + dlib peer (32 px) (mean)", "accuracy"] == pytest.approx(thirds)
+    assert sum(paired.values()) == 40
+    with pytest.raises(ValueError, match="b: evaluated on other test images"):
+        compare_run_with_peer(run("a", first), "test", fake_peer, members=[run("b", second, rows[::-1])])

@@ -35,7 +35,10 @@ from nbhelpers.predict.predictor import (
     PERMISSIVE_SEARCHES,
     PEER_ENSEMBLE,
     PEER_ENSEMBLE_MODES,
+    SEED_ENSEMBLE,
+    SEED_ENSEMBLE_MODES,
     add_peer_ensemble_argument,
+    add_seed_ensemble_argument,
 )
 from nbhelpers.predict.real_photo_diagnosis import (
     REAL_SOURCE,
@@ -123,7 +126,10 @@ __all__ = [
     "PERMISSIVE_SEARCHES",
     "PEER_ENSEMBLE",
     "PEER_ENSEMBLE_MODES",
+    "SEED_ENSEMBLE",
+    "SEED_ENSEMBLE_MODES",
     "add_peer_ensemble_argument",
+    "add_seed_ensemble_argument",
     "REAL_SOURCE",
     "REFERENCE_SOURCE",
     "AREA_EXPLANATION",

@@ -29,7 +29,7 @@ from typing import Sequence
 import pandas as pd
 
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
-from nbhelpers.predict.predictor import Predictor, add_peer_ensemble_argument
+from nbhelpers.predict.predictor import Predictor, add_peer_ensemble_argument, add_seed_ensemble_argument
 from nbhelpers.predict.real_photos import evaluate_and_write, read_labels
 from nbhelpers.training.checkpoint import CheckpointError
 from nbhelpers.training.runs import checkpoint_or_default
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     add_detector_arguments(parser)
     add_peer_ensemble_argument(parser)
+    add_seed_ensemble_argument(parser)
     parser.add_argument("--no-detect", action="store_true", help="skip face detection: the photos are face crops")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--audit", action="store_true",
@@ -81,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if note:
             print(note, file=sys.stderr)
         predictor = Predictor(checkpoint, arguments.device, detect=not arguments.no_detect,
-                              detector=detector_from_arguments(arguments), peer_ensemble=arguments.peer_ensemble)
+                              detector=detector_from_arguments(arguments), peer_ensemble=arguments.peer_ensemble,
+                              seed_ensemble=arguments.seed_ensemble)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2

@@ -21,6 +21,12 @@ is always the model's evidence for the answer's class (``classify_explained``). 
 stays the run's, chosen on UTKFace validation for the model alone (the README gives what it keeps on the
 ensemble).
 
+**Seed ensemble.** By default (``seed_ensemble="auto"``) a black-box model recorded in a run index also averages
+in the runs of the same recipe trained with other seeds (``nbhelpers.training.runs.seed_siblings``; a deep
+ensemble, Lakshminarayanan et al., NeurIPS 2017): the default profile trains two. Every member and the peer
+weigh the same (fixed in advance, not fitted); ``FaceResult.model_probabilities`` and every explanation stay
+those of the named checkpoint alone. ``"off"`` answers with that checkpoint (and the peer) only.
+
 The command line (``python -m nbhelpers.predict``), the evaluation command, the upload widget, the web
 page and the HTTP API are thin adapters over this class.
 """
@@ -47,12 +53,13 @@ from nbhelpers.models.peer import PeerGenderClassifier
 from nbhelpers.predict.faces import DetectedFace, FaceDetector, centre_crop
 from nbhelpers.predict.results import NO_FACE, FaceResult, PhotoResult
 from nbhelpers.training.result import TrainedModel
-from nbhelpers.training.runs import load_run
+from nbhelpers.training.runs import load_run, seed_siblings
 from nbhelpers.utils.device import get_default_device
 from nbhelpers.utils.progress import progress_bar
 
 __all__ = ["Predictor", "ImageInput", "FLIP_TTA", "MIN_IMAGE_SIDE", "PERMISSIVE_SEARCHES", "PEER_ENSEMBLE",
-           "PEER_ENSEMBLE_MODES", "add_peer_ensemble_argument"]
+           "PEER_ENSEMBLE_MODES", "SEED_ENSEMBLE", "SEED_ENSEMBLE_MODES", "add_peer_ensemble_argument",
+           "add_seed_ensemble_argument"]
 
 FLIP_TTA = True  # flip test-time augmentation (measured on the labelled real photos: see the README)
 # searches whose boxes are often not faces (on images without faces they return a box in 18 of 29; README):
@@ -60,6 +67,8 @@ FLIP_TTA = True  # flip test-time augmentation (measured on the labelled real ph
 PERMISSIVE_SEARCHES = frozenset({"hog-permissive", "haar"})
 PEER_ENSEMBLE = "auto"  # average a black box's probabilities with the dlib peer's (module docstring; README A/B)
 PEER_ENSEMBLE_MODES = ("auto", "on", "off")  # auto: black-box models only; on / off: always / never
+SEED_ENSEMBLE = "auto"  # average a black box with its recipe's other seeds (module docstring; README A/B)
+SEED_ENSEMBLE_MODES = ("auto", "off")  # auto: black-box models recorded in a run index; off: never
 MIN_IMAGE_SIDE = 16  # smaller images carry no usable face and give an error result
 ImageInput = Union[bytes, bytearray, str, os.PathLike, Image.Image, np.ndarray]
 
@@ -91,17 +100,20 @@ class Predictor:
     ``checkpoint``: a ``model.pt`` path or a ``TrainedModel``; ``detect=False`` skips detection (centre
     crops); ``uncertain_below`` overrides the run's abstention threshold (0: always answer; the run's own
     threshold was chosen on UTKFace validation for the model alone); ``peer_ensemble``: ``"auto"``, ``"on"`` or
-    ``"off"`` (module docstring). Raises ``CheckpointError`` (naming the file) for an unusable checkpoint and
-    ``ValueError`` for an unknown ``peer_ensemble`` or ``"on"`` with a model whose classes are not
-    (female, male).
+    ``"off"``, and ``seed_ensemble``: ``"auto"`` or ``"off"`` (module docstring). Raises ``CheckpointError``
+    (naming the file) for an unusable checkpoint and ``ValueError`` for an unknown ``peer_ensemble`` or
+    ``seed_ensemble``, ``"on"`` with a model whose classes are not (female, male), or a seed sibling whose
+    classes or input differ.
     """
 
     def __init__(self, checkpoint: str | Path | TrainedModel, device: str | torch.device | None = None,
                  detect: bool = True, detector: FaceDetector | None = None,
                  uncertain_below: float | None = None, flip_tta: bool = FLIP_TTA,
-                 peer_ensemble: str = PEER_ENSEMBLE) -> None:
+                 peer_ensemble: str = PEER_ENSEMBLE, seed_ensemble: str = SEED_ENSEMBLE) -> None:
         if peer_ensemble not in PEER_ENSEMBLE_MODES:
             raise ValueError(f"peer_ensemble must be one of {PEER_ENSEMBLE_MODES}, got {peer_ensemble!r}")
+        if seed_ensemble not in SEED_ENSEMBLE_MODES:
+            raise ValueError(f"seed_ensemble must be one of {SEED_ENSEMBLE_MODES}, got {seed_ensemble!r}")
         device = get_default_device(str(device) if device else None)
         self.trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_run(checkpoint, device)
         self.classes = list(self.spec.classes)
@@ -110,10 +122,22 @@ class Predictor:
         use_peer = peer_ensemble == "on" or (peer_ensemble == "auto" and tuple(self.classes) == tuple(GENDERS)
                                              and not is_bcos_model(self.trained.model))
         self.peer = PeerGenderClassifier() if use_peer else None
+        self.members = self._seed_members(device) if seed_ensemble == "auto" else []
         self.flip_tta = flip_tta
         self.uncertain_below = float(self.spec.uncertain_below if uncertain_below is None else uncertain_below)
         self.detector = (detector or FaceDetector()) if detect else None
         self.chip_size = self.detector.chip_size if self.detector else FaceDetector().chip_size
+
+    def _seed_members(self, device: torch.device) -> list[TrainedModel]:
+        """The other seeds of a black-box checkpoint's recipe, loaded (none for a B-cos model or a bare file)."""
+        if is_bcos_model(self.trained.model) or self.trained.checkpoint is None:
+            return []
+        members = [load_run(path, device) for path in seed_siblings(self.trained.checkpoint)]
+        for member in members:
+            if list(member.spec.classes) != self.classes or member.spec.input_size != self.spec.input_size:
+                raise ValueError(f"{member.checkpoint}: seed sibling of {self.trained.checkpoint} has other classes "
+                                 f"or input size ({member.spec.classes}, {member.spec.input_size} px)")
+        return members
 
     @property
     def spec(self) -> RunSpec:
@@ -141,8 +165,9 @@ class Predictor:
 
     @property
     def answer_source(self) -> str:
-        """Who answers, in words: the model's name, plus the peer when the ensemble is on."""
-        return f"{self.spec.model} + dlib peer (mean)" if self.peer is not None else self.spec.model
+        """Who answers, in words: the model's name (with its number of seeds), plus the peer when it is on."""
+        model = f"{self.spec.model} x{1 + len(self.members)} seeds" if self.members else self.spec.model
+        return f"{model} + dlib peer (mean)" if self.peer is not None else model
 
     def classify(self, chips: np.ndarray, explain: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 faces (N, H, W, 3) -> probabilities (N, classes) (the peer ensemble's when it is on) and, with
@@ -153,11 +178,17 @@ class Predictor:
         return probabilities, maps
 
     def ensemble(self, chips: np.ndarray, model_probabilities: np.ndarray) -> np.ndarray:
-        """The answer's probabilities (N, classes) float32: the model's own, or their equal-weight mean with the
-        peer's on the same uint8 chips (N, H, W, 3) when the peer ensemble is on."""
-        if self.peer is None or len(chips) == 0:
+        """The answer's probabilities (N, classes) float32: the model's own, or the equal-weight mean of those,
+        the seed members' (flip-averaged like the model's) and the peer's on the same uint8 chips (N, H, W, 3)."""
+        if (self.peer is None and not self.members) or len(chips) == 0:
             return model_probabilities
-        return ((model_probabilities + self.peer.predict_proba(chips)) / 2).astype(np.float32)
+        votes = [model_probabilities]
+        for member in self.members:
+            votes.append(flip_averaged_probabilities(member.model, member.preprocess(chips), self.flip_tta)
+                         .float().cpu().numpy())
+        if self.peer is not None:
+            votes.append(self.peer.predict_proba(chips))
+        return np.mean(votes, axis=0).astype(np.float32)
 
     def classify_explained(self, chips: np.ndarray, explain: str | None = None
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -193,7 +224,7 @@ class Predictor:
         results = []
         for index, face in enumerate(faces):
             row = probabilities[index]
-            model_row = dict(zip(self.classes, map(float, own[index]))) if self.peer is not None else None
+            model_row = dict(zip(self.classes, map(float, own[index]))) if self.peer is not None or self.members else None
             uncertain = bool(row.max() < self.uncertain_below) or face.search in PERMISSIVE_SEARCHES
             results.append(FaceResult(
                 tuple(int(value) for value in face.box), dict(zip(self.classes, map(float, row))),
@@ -248,3 +279,10 @@ def add_peer_ensemble_argument(parser) -> None:
     parser.add_argument("--peer-ensemble", choices=PEER_ENSEMBLE_MODES, default=PEER_ENSEMBLE,
                         help="average the model's probabilities with the dlib peer's (auto: black-box models only, "
                              "so a B-cos answer stays what its explanation explains; default: %(default)s)")
+
+
+def add_seed_ensemble_argument(parser) -> None:
+    """``--seed-ensemble auto|off`` of the prediction, evaluation and serving commands."""
+    parser.add_argument("--seed-ensemble", choices=SEED_ENSEMBLE_MODES, default=SEED_ENSEMBLE,
+                        help="average a black-box model with the runs of its recipe trained with other seeds, found "
+                             "in its run index (auto), or not (off; default: %(default)s)")

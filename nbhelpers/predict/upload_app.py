@@ -62,9 +62,9 @@ def _face_html(face: FaceResult) -> str:
     note = " (no face search: centre crop)" if face.detector == "centre" else ""
     guess = f" (leaning {html.escape(face.predicted)})" if face.uncertain else ""
     own = ""
-    if face.model_probabilities is not None:  # the answer is the peer ensemble's; the map explains the model alone
+    if face.model_probabilities is not None:  # the answer is an ensemble's; the map explains the model alone
         leaning = max(face.model_probabilities, key=face.model_probabilities.get)
-        own = (f'<br><span class="ensemble">with the dlib peer (mean); the model alone: {html.escape(leaning)} '
+        own = (f'<br><span class="ensemble">an ensemble\'s answer (mean); the model alone: {html.escape(leaning)} '
                f'{face.model_probabilities[leaning]:.2f}</span>')
     caption = (f'<span class="label">{html.escape(face.label)}</span>{guess} {face.confidence:.2f} '
                f'box {list(face.box)}{note}{own}')

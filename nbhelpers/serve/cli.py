@@ -16,7 +16,7 @@ import torch
 
 from nbhelpers.explain.explainers import explainer_supports, list_explainers
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
-from nbhelpers.predict.predictor import Predictor, add_peer_ensemble_argument
+from nbhelpers.predict.predictor import Predictor, add_peer_ensemble_argument, add_seed_ensemble_argument
 from nbhelpers.serve.app import DEFAULT_MAX_UPLOAD_BYTES, create_app
 from nbhelpers.training.checkpoint import CheckpointError
 
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="answer 'uncertain' below this confidence (default: the run's threshold; 0: always answer)")
     add_detector_arguments(parser)
     add_peer_ensemble_argument(parser)
+    add_seed_ensemble_argument(parser)
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
@@ -60,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         predictor = Predictor(arguments.checkpoint, arguments.device, detect=not arguments.no_detect,
                               uncertain_below=arguments.uncertain_below,
-                              detector=detector_from_arguments(arguments), peer_ensemble=arguments.peer_ensemble)
+                              detector=detector_from_arguments(arguments), peer_ensemble=arguments.peer_ensemble,
+                              seed_ensemble=arguments.seed_ensemble)
     except CheckpointError as error:
         print(f"error: cannot use checkpoint: {' '.join(str(error).splitlines())}", file=sys.stderr)
         return 2

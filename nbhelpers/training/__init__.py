@@ -51,6 +51,7 @@ from nbhelpers.training.runs import (
     split_faces,
     reference_gap,
     checkpoint_or_default,
+    seed_siblings,
 )
 
 __all__ = [
@@ -110,4 +111,5 @@ __all__ = [
     "split_faces",
     "reference_gap",
     "checkpoint_or_default",
+    "seed_siblings",
 ]

@@ -10,6 +10,10 @@ test accuracy. Looking a model up returns its newest plain run. Writes are atomi
 upload page, the model card) uses when no run is named: the newest plain run of the first model of
 ``DEFAULT_MODELS`` whose test accuracy is within ``DEFAULT_ACCURACY_TOLERANCE`` of the best of them (the
 exact explanation may cost at most that much accuracy), else the newest plain run of any model.
+
+``seed_siblings`` finds the runs of the same recipe trained with other seeds (a deep ensemble: Lakshminarayanan,
+Pritzel and Blundell, "Simple and Scalable Predictive Uncertainty Estimation using Deep Ensembles", NeurIPS 2017),
+which the prediction path averages for black-box models.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from nbhelpers.utils.atomic import atomic_write_json
 from nbhelpers.utils.device import get_default_device
 
 __all__ = ["INDEX_NAME", "DEFAULT_MODELS", "DEFAULT_ACCURACY_TOLERANCE", "read_index", "record_run", "find_run", "default_run", "trained_checkpoints",
-           "load_run", "load_trained_models", "split_faces", "reference_gap", "checkpoint_or_default"]
+           "load_run", "load_trained_models", "split_faces", "reference_gap", "checkpoint_or_default",
+           "seed_siblings"]
 
 INDEX_NAME = "runs.json"
 # the suite's default model, in order of preference: the inherently interpretable B-cos EfficientNet-Lite0,
@@ -151,3 +156,26 @@ def reference_gap(checkpoint_dir: str | Path, reference_model: str, accuracy: fl
     if not reference or reference.get("test_accuracy") is None:
         return None, None
     return reference["test_accuracy"], 100 * (accuracy - reference["test_accuracy"])
+
+
+def seed_siblings(checkpoint: str | Path) -> list[Path]:
+    """Checkpoints of the other seeds of ``checkpoint``'s recipe: the plain runs recorded in the run index of
+    its checkpoint folder (``<checkpoint_dir>/<run folder>/model.pt``) whose config equals its own apart from
+    ``seed``, the newest per other seed, files that exist only, in seed order. Empty when the checkpoint is not
+    recorded in an index there (a file passed by hand), when its config was not recorded, or when no other
+    seed was trained. Raises ``ValueError`` for an unreadable index."""
+    checkpoint = Path(checkpoint).resolve()
+    checkpoint_dir = checkpoint.parent.parent
+    runs = [run for run in read_index(checkpoint_dir) if not run.get("variant") and run.get("config")]
+    own = [run for run in runs if (checkpoint_dir / run["checkpoint"]).resolve() == checkpoint]
+    if not own:
+        return []
+    recipe = {key: value for key, value in own[-1]["config"].items() if key != "seed"}
+    by_seed: dict[int, Path] = {}
+    for run in runs:  # oldest first: a newer run of a seed replaces an older one
+        config = run["config"]
+        path = (checkpoint_dir / run["checkpoint"]).resolve()
+        if {key: value for key, value in config.items() if key != "seed"} == recipe and path.is_file():
+            by_seed[int(config.get("seed", 0))] = path
+    own_seed = int(own[-1]["config"].get("seed", 0))
+    return [path for seed, path in sorted(by_seed.items()) if seed != own_seed]

@@ -1,0 +1,72 @@
+"""The seed ensemble: runs of one recipe trained with other seeds, found in the run index and averaged by the
+prediction path for black-box models."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_checkpoint_file
+from nbhelpers.models.peer import PeerGenderClassifier
+from nbhelpers.predict.predictor import Predictor
+from nbhelpers.training.runs import INDEX_NAME, seed_siblings
+
+CHIP = 200  # the chip size, so a centre crop of a chip is the chip itself
+
+
+def _index(checkpoint_dir, runs):
+    """Checkpoint folders and a run index: ``runs`` are (folder, seed, augment, variant, make the file)."""
+    entries = []
+    for number, (folder, seed, augment, variant, make) in enumerate(runs):
+        if make:
+            torch.manual_seed(number)  # different weights per run
+            tiny_checkpoint_file(checkpoint_dir / folder / "model.pt")
+        entries.append({"run_id": folder, "model": "simple_cnn", "variant": variant,
+                        "checkpoint": f"{folder}/model.pt",
+                        "config": {"model": "simple_cnn", "seed": seed, "augment": augment, "epochs": 2}})
+    (checkpoint_dir / INDEX_NAME).write_text(json.dumps({"runs": entries}))
+    return {folder: checkpoint_dir / folder / "model.pt" for folder, *_ in runs}
+
+
+@pytest.fixture()
+def runs(tmp_path):
+    return _index(tmp_path, [("seed0", 0, "", "", True), ("seed1", 1, "", "", True),
+                             ("seed2-missing", 2, "", "", False), ("context", 1, "context", "", True),
+                             ("balanced", 3, "", "gender x age_band", True), ("seed1-again", 1, "", "", True)])
+
+
+def test_seed_siblings_are_the_other_seeds_of_the_same_recipe(runs, tmp_path):
+    assert seed_siblings(runs["seed0"]) == [runs["seed1-again"].resolve()]  # the newest run of seed 1; seed 2 has no file
+    assert seed_siblings(runs["seed1"]) == [runs["seed0"].resolve()]  # its own seed never counts twice
+    assert seed_siblings(runs["context"]) == []  # another recipe: no other seed of it
+    assert seed_siblings(runs["balanced"]) == []  # group-balanced variants are not plain runs
+    loose = tiny_checkpoint_file(tmp_path / "elsewhere" / "deeper" / "model.pt")
+    assert seed_siblings(loose) == []  # not recorded in any index
+
+
+def test_predictor_averages_the_seeds_with_equal_weights_and_explains_the_named_run(runs):
+    chips = np.random.default_rng(5).integers(0, 256, (3, CHIP, CHIP, 3), dtype=np.uint8)
+    first = Predictor(runs["seed0"], "cpu", detect=False, peer_ensemble="off", seed_ensemble="off")
+    second = Predictor(runs["seed1-again"], "cpu", detect=False, peer_ensemble="off", seed_ensemble="off")
+    assert first.members == [] and first.answer_source == "simple_cnn"
+    seeds = Predictor(runs["seed0"], "cpu", detect=False, peer_ensemble="off")  # seed_ensemble="auto"
+    assert len(seeds.members) == 1 and seeds.answer_source == "simple_cnn x2 seeds"
+    own, other = first.classify(chips)[0], second.classify(chips)[0]
+    assert not np.allclose(own, other, atol=1e-3)  # the two seeds disagree, so the mean is a real test
+    np.testing.assert_allclose(seeds.classify(chips)[0], (own + other) / 2, atol=1e-6)
+    with_peer = Predictor(runs["seed0"], "cpu", detect=False)  # both ensembles: thirds
+    assert with_peer.answer_source == "simple_cnn x2 seeds + dlib peer (mean)"
+    expected = (own + other + PeerGenderClassifier().predict_proba(chips)) / 3
+    np.testing.assert_allclose(with_peer.classify(chips)[0], expected, atol=1e-6)
+    (result,) = seeds.predict_images([("face.png", chips[0])])
+    assert result.faces[0].model_probabilities == pytest.approx(dict(zip(first.classes, own[0])), abs=1e-6)
+    with pytest.raises(ValueError, match="seed_ensemble must be one of"):
+        Predictor(runs["seed0"], "cpu", detect=False, seed_ensemble="on")
+
+
+def test_a_sibling_with_another_input_size_is_refused_by_name(tmp_path):
+    runs = _index(tmp_path, [("seed0", 0, "", "", True), ("seed1", 1, "", "", False)])
+    tiny_checkpoint_file(runs["seed1"], input_size=40)
+    with pytest.raises(ValueError, match="seed1.*seed sibling"):
+        Predictor(runs["seed0"], "cpu", detect=False)
