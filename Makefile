@@ -6,6 +6,7 @@ DATA ?= ../shared/data/UTKFace.tar.gz
 PROFILE ?= default
 DATASET ?= utkface
 PHOTOS ?= ../shared/data/fairface-dev
+PARAMETERS ?=  # notebook parameters over the profile's, e.g. PARAMETERS="TRANSFER_SEEDS=2"
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: install browser reports test bench clean-reports serve serve-api
@@ -19,7 +20,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 reports: install
 	$(PY) -m nbhelpers.reporting.run_notebooks --profile $(PROFILE) --dataset $(DATASET) --data $(DATA) \
-	    --photos $(PHOTOS) --reports reports --data-dir data
+	    --photos $(PHOTOS) --reports reports --data-dir data $(foreach setting,$(PARAMETERS),--set $(setting))
 
 # Debian's Chromium and ChromeDriver for the browser test of the Voila page (skipped, with the reason, if absent)
 browser:

@@ -8,6 +8,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pandas as pd
+import pytest
 
 from nbhelpers.models import model_spec
 from nbhelpers.reporting.run_notebooks import numbered_notebooks, run_all
@@ -143,3 +144,16 @@ def test_failed_notebook_is_reported_and_the_run_goes_on(tmp_path):
     assert "boom in the data step" in runs[0]["error"]
     assert (tmp_path / "reports" / "01_broken.html").is_file() and (tmp_path / "reports" / "02_fine.html").is_file()
     assert "boom in the data step" in (tmp_path / "reports" / "index.html").read_text()
+
+
+def test_set_overrides_a_declared_parameter_and_refuses_unknown_ones(capsys):
+    from nbhelpers.reporting.run_notebooks import main, parse_settings
+
+    settings = parse_settings(["TRANSFER_SEEDS=2", "TRANSFER_MODEL=efficientnet_lite1", "TRANSFER_MAX_LR=0.001"], NOTEBOOKS)
+    assert settings == {"TRANSFER_SEEDS": 2, "TRANSFER_MODEL": "efficientnet_lite1", "TRANSFER_MAX_LR": 0.001}
+    with pytest.raises(ValueError, match="no notebook .* has a parameter 'TRANSFER_SEED'"):
+        parse_settings(["TRANSFER_SEED=2"], NOTEBOOKS)
+    with pytest.raises(ValueError, match="expected NAME=VALUE"):
+        parse_settings(["TRANSFER_SEEDS"], NOTEBOOKS)
+    assert main(["--notebooks", str(NOTEBOOKS), "--set", "NO_SUCH_PARAMETER=1", "--only", "01"]) == 2
+    assert "NO_SUCH_PARAMETER" in capsys.readouterr().err

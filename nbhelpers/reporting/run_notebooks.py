@@ -1,6 +1,7 @@
 """Run every numbered notebook in order with papermill and write the reports.
 
     python -m nbhelpers.reporting.run_notebooks --profile default --data ../shared/data/UTKFace.tar.gz
+    python -m nbhelpers.reporting.run_notebooks --set TRANSFER_SEEDS=2   # make reports PARAMETERS="TRANSFER_SEEDS=2"
 
 Each executed notebook goes to ``reports/NN_name.ipynb`` and ``reports/NN_name.html``;
 ``reports/index.html`` links them with status and run time. A failing notebook is reported and
@@ -10,6 +11,7 @@ the run goes on with the next one; the exit code is 1 when any notebook failed.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import time
@@ -20,7 +22,7 @@ from nbhelpers.reporting.reports import notebook_to_html, write_index
 from nbhelpers.reporting.notebook_parameters import profile_parameters
 from nbhelpers.utils.progress import text_progress_bars
 
-__all__ = ["numbered_notebooks", "run_notebook", "run_all", "main"]
+__all__ = ["numbered_notebooks", "run_notebook", "run_all", "parse_settings", "main"]
 
 
 def numbered_notebooks(notebooks_dir: str | Path) -> list[Path]:
@@ -74,6 +76,29 @@ def run_all(notebooks_dir: str | Path, reports_dir: str | Path, profile: str, ov
     return runs
 
 
+def parse_settings(settings: list[str], notebooks_dir: str | Path) -> dict[str, object]:
+    """``NAME=VALUE`` texts (``--set``) -> parameters for every notebook that declares ``NAME``: the value as a
+    Python literal (``2``, ``0.5``, ``True``, ``'text'``), else as text. Raises ``ValueError`` for a text
+    without ``=`` or a name no numbered notebook of ``notebooks_dir`` declares (naming the known ones)."""
+    import papermill
+
+    declared = {name for notebook in numbered_notebooks(notebooks_dir)
+                for name in papermill.inspect_notebook(str(notebook))}
+    parameters: dict[str, object] = {}
+    for setting in settings:
+        name, equals, text = setting.partition("=")
+        if not equals or not name.strip():
+            raise ValueError(f"--set {setting!r}: expected NAME=VALUE, e.g. TRANSFER_SEEDS=2")
+        if name.strip() not in declared:
+            raise ValueError(f"--set {setting!r}: no notebook in {notebooks_dir} has a parameter {name.strip()!r} "
+                             f"(known: {', '.join(sorted(declared))})")
+        try:
+            parameters[name.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            parameters[name.strip()] = text.strip()
+    return parameters
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -85,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", default=None, help="labelled real photos for notebook 08 (PHOTOS_DIR)")
     parser.add_argument("--notebooks", default="notebooks", help="folder of the numbered notebooks")
     parser.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a notebook parameter for every notebook that has it, over the profile's, e.g. "
+                             "TRANSFER_SEEDS=2 (repeatable)")
     args = parser.parse_args(argv)
     overrides: dict[str, object] = {"DATA_DIR": str(Path(args.data_dir).resolve()),
                                     "REPORTS_DIR": str(Path(args.reports).resolve())}
@@ -94,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         overrides["DATASET"] = args.dataset
     if args.photos:
         overrides["PHOTOS_DIR"] = str(Path(args.photos).resolve())
-    runs = run_all(args.notebooks, args.reports, args.profile, overrides, args.only)
+    try:
+        settings = parse_settings(args.set, args.notebooks)
+    except ValueError as error:
+        print(f"[run_notebooks] {error}", file=sys.stderr)
+        return 2
+    runs = run_all(args.notebooks, args.reports, args.profile, {**overrides, **settings}, args.only)
     failed = [run["notebook"] for run in runs if run["status"] != "ok"]
     print(f"[run_notebooks] {len(runs) - len(failed)} ok, {len(failed)} failed {failed or ''}", file=sys.stderr)
     return 1 if failed or not runs else 0
