@@ -24,7 +24,8 @@ def _index(checkpoint_dir, runs):
             tiny_checkpoint_file(checkpoint_dir / folder / "model.pt")
         entries.append({"run_id": folder, "model": "simple_cnn", "variant": variant,
                         "checkpoint": f"{folder}/model.pt",
-                        "config": {"model": "simple_cnn", "seed": seed, "augment": augment, "epochs": 2}})
+                        "config": {"model": "simple_cnn", "seed": seed, "augment": augment, "epochs": 2,
+                                   "data_dir": f"/data/{number}", "device": "cpu" if number % 2 else ""}})
     (checkpoint_dir / INDEX_NAME).write_text(json.dumps({"runs": entries}))
     return {folder: checkpoint_dir / folder / "model.pt" for folder, *_ in runs}
 
@@ -37,6 +38,7 @@ def runs(tmp_path):
 
 
 def test_seed_siblings_are_the_other_seeds_of_the_same_recipe(runs, tmp_path):
+    # every run has its own data_dir and half another device: folders and devices do not change the recipe
     assert seed_siblings(runs["seed0"]) == [runs["seed1-again"].resolve()]  # the newest run of seed 1; seed 2 has no file
     assert seed_siblings(runs["seed1"]) == [runs["seed0"].resolve()]  # its own seed never counts twice
     assert seed_siblings(runs["context"]) == []  # another recipe: no other seed of it

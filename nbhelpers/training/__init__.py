@@ -52,6 +52,7 @@ from nbhelpers.training.runs import (
     reference_gap,
     checkpoint_or_default,
     seed_siblings,
+    RECIPE_EXCLUDES,
 )
 
 __all__ = [
@@ -112,4 +113,5 @@ __all__ = [
     "reference_gap",
     "checkpoint_or_default",
     "seed_siblings",
+    "RECIPE_EXCLUDES",
 ]

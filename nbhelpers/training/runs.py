@@ -36,7 +36,7 @@ from nbhelpers.utils.device import get_default_device
 
 __all__ = ["INDEX_NAME", "DEFAULT_MODELS", "DEFAULT_ACCURACY_TOLERANCE", "read_index", "record_run", "find_run", "default_run", "trained_checkpoints",
            "load_run", "load_trained_models", "split_faces", "reference_gap", "checkpoint_or_default",
-           "seed_siblings"]
+           "seed_siblings", "RECIPE_EXCLUDES"]
 
 INDEX_NAME = "runs.json"
 # the suite's default model, in order of preference: the inherently interpretable B-cos EfficientNet-Lite0,
@@ -158,10 +158,18 @@ def reference_gap(checkpoint_dir: str | Path, reference_model: str, accuracy: fl
     return reference["test_accuracy"], 100 * (accuracy - reference["test_accuracy"])
 
 
+RECIPE_EXCLUDES = ("seed", "checkpoint_dir", "data_dir", "device")  # settings that do not change what is learned
+
+
+def _recipe(config: dict[str, Any]) -> dict[str, Any]:
+    """A recorded run's settings without ``RECIPE_EXCLUDES``: equal for the seeds of one recipe."""
+    return {key: value for key, value in config.items() if key not in RECIPE_EXCLUDES}
+
+
 def seed_siblings(checkpoint: str | Path) -> list[Path]:
     """Checkpoints of the other seeds of ``checkpoint``'s recipe: the plain runs recorded in the run index of
     its checkpoint folder (``<checkpoint_dir>/<run folder>/model.pt``) whose config equals its own apart from
-    ``seed``, the newest per other seed, files that exist only, in seed order. Empty when the checkpoint is not
+    ``RECIPE_EXCLUDES`` (the seed, the folders and the device), the newest per other seed, files that exist only, in seed order. Empty when the checkpoint is not
     recorded in an index there (a file passed by hand), when its config was not recorded, or when no other
     seed was trained. Raises ``ValueError`` for an unreadable index."""
     checkpoint = Path(checkpoint).resolve()
@@ -170,12 +178,12 @@ def seed_siblings(checkpoint: str | Path) -> list[Path]:
     own = [run for run in runs if (checkpoint_dir / run["checkpoint"]).resolve() == checkpoint]
     if not own:
         return []
-    recipe = {key: value for key, value in own[-1]["config"].items() if key != "seed"}
+    recipe = _recipe(own[-1]["config"])
     by_seed: dict[int, Path] = {}
     for run in runs:  # oldest first: a newer run of a seed replaces an older one
         config = run["config"]
         path = (checkpoint_dir / run["checkpoint"]).resolve()
-        if {key: value for key, value in config.items() if key != "seed"} == recipe and path.is_file():
+        if _recipe(config) == recipe and path.is_file():
             by_seed[int(config.get("seed", 0))] = path
     own_seed = int(own[-1]["config"].get("seed", 0))
     return [path for seed, path in sorted(by_seed.items()) if seed != own_seed]
