@@ -7,8 +7,9 @@ Without ``--checkpoint`` the suite's default run in ``--checkpoint-dir`` is eval
 (``nbhelpers.training.default_run``, the model the upload page and ``python -m nbhelpers.predict`` use).
 
 The answer is the prediction path's, with its peer ensemble (``--peer-ensemble``, default ``auto``: a
-black-box model's probabilities averaged with the dlib peer's; ``nbhelpers.predict.predictor``); the model
-alone is reported beside it (``model alone``) and the peer on its own too (unless ``--no-peer``).
+black-box model's probabilities averaged with the dlib peer's; ``nbhelpers.predict.predictor``) and its seed
+ensemble (``--seed-ensemble``, default ``auto``: the runs of the same recipe with other seeds averaged in); the
+named model alone is reported beside it (``model alone``) and the peer on its own too (unless ``--no-peer``).
 
 Prints the headline figures, the per-group table and the risk-coverage table; with ``--output`` also
 writes ``photos.csv`` (one row per photo), ``groups.csv``, ``coverage.csv`` and ``summary.json``

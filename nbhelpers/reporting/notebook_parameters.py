@@ -33,7 +33,7 @@ PROFILES: dict[str, dict[str, dict[str, object]]] = {
     "default": {},
     "full": {
         "02_augment": {"IMAGE_SIZE": 64, "FINETUNE_SIZE": 224},
-        "04_resnet18_finetune": {"TRANSFER_SEEDS": 2},  # a seed ensemble: +1.8 to +2.9 pp on real photos (README, issue 21)
+        "04_resnet18_finetune": {"TRANSFER_SEEDS": 2},  # a seed ensemble: +0.5 to +1.0 pp in-domain (README, issue 21)
         "06_gradcam_analysis": {"FACES": 500, "ROAD_FACES": 500,
                                 "MODELS": "resnet18,bcos_resnet18,efficientnet_lite0,bcos_efficientnet_lite0"},
     },
