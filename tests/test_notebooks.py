@@ -67,9 +67,11 @@ def test_training_notebooks_record_runs(smoke_run, smoke_data_is_real):
         assert recorded["pipeline"] == model_spec(name).pipeline == runs[name]["pipeline"]
     lite_runs = {run["config"]["seed"]: run for run in index.values() if run["model"] == "efficientnet_lite0"}
     assert sorted(lite_runs) == [0, 1]  # TRANSFER_SEEDS = 2: the seed ensemble the prediction path averages
-    newest = find_run(base / "data" / "checkpoints", "efficientnet_lite0")["checkpoint"]
-    assert seed_siblings(newest) == [(base / "data" / "checkpoints" / lite_runs[0]["checkpoint"]).resolve()]
-    assert 0 <= summary["04_resnet18_finetune"]["seed_ensemble"]["accuracy"] <= 1
+    newest = find_run(base / "data" / "checkpoints", "efficientnet_lite0")
+    assert newest["config"]["seed"] == 0  # SEED is trained last, so the run later notebooks name is seed 0's
+    assert seed_siblings(newest["checkpoint"]) == [(base / "data" / "checkpoints" / lite_runs[1]["checkpoint"]).absolute()]
+    seeds = summary["04_resnet18_finetune"]["seed_ensemble"]
+    assert seeds["images"] == runs["efficientnet_lite0"]["test_count"] and 0 <= seeds["accuracy"] <= 1
     peer = summary["04_resnet18_finetune"]["dlib_peer"]
     assert 0 <= peer["accuracy"] <= 1 and peer["images"] > 0
     if smoke_data_is_real:  # on drawn fixture faces the peer (trained on real photos) has nothing real to go on

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_checkpoint_file
+from tests.conftest import tiny_checkpoint_file
 from nbhelpers.models.peer import PeerGenderClassifier
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.training.runs import INDEX_NAME, seed_siblings
@@ -15,13 +15,13 @@ from nbhelpers.training.runs import INDEX_NAME, seed_siblings
 CHIP = 200  # the chip size, so a centre crop of a chip is the chip itself
 
 
-def _index(checkpoint_dir, runs):
+def _index(checkpoint_dir, runs, make_checkpoint=tiny_checkpoint_file):
     """Checkpoint folders and a run index: ``runs`` are (folder, seed, augment, variant, make the file)."""
     entries = []
     for number, (folder, seed, augment, variant, make) in enumerate(runs):
         if make:
             torch.manual_seed(number)  # different weights per run
-            tiny_checkpoint_file(checkpoint_dir / folder / "model.pt")
+            make_checkpoint(checkpoint_dir / folder / "model.pt")
         entries.append({"run_id": folder, "model": "simple_cnn", "variant": variant,
                         "checkpoint": f"{folder}/model.pt",
                         "config": {"model": "simple_cnn", "seed": seed, "augment": augment, "epochs": 2,
@@ -72,3 +72,49 @@ def test_a_sibling_with_another_input_size_is_refused_by_name(tmp_path):
     tiny_checkpoint_file(runs["seed1"], input_size=40)
     with pytest.raises(ValueError, match="seed1.*seed sibling"):
         Predictor(runs["seed0"], "cpu", detect=False)
+
+
+def test_a_bcos_model_answers_alone_even_with_seed_siblings(tmp_path):
+    from tests.test_predict_explain import tiny_bcos_checkpoint_file
+
+    runs = _index(tmp_path, [("seed0", 0, "", "", True), ("seed1", 1, "", "", True)], tiny_bcos_checkpoint_file)
+    assert seed_siblings(runs["seed0"]) == [runs["seed1"].absolute()]
+    predictor = Predictor(runs["seed0"], "cpu", detect=False)
+    assert predictor.members == [] and predictor.seed_note == ""  # its answer stays what its explanation explains
+
+
+def test_a_broken_index_or_sibling_is_an_error_naming_it_and_the_way_out(tmp_path, runs):
+    import shutil
+
+    from nbhelpers.training.checkpoint import CheckpointError
+
+    runs["seed1-again"].write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="seed sibling of .*seed0.*seed1-again.*--seed-ensemble off"):
+        Predictor(runs["seed0"], "cpu", detect=False)
+    assert Predictor(runs["seed0"], "cpu", detect=False, seed_ensemble="off").members == []
+    other = tmp_path / "other"
+    shutil.copytree(runs["seed0"].parent, other / "run")
+    for broken in ({"runs": [{"run_id": "run", "config": "oops", "checkpoint": "run/model.pt"}]},
+                   {"runs": [{"run_id": "run", "config": {"seed": None}, "checkpoint": "run/model.pt"}]},
+                   {"runs": ["not an entry"]}):
+        (other / INDEX_NAME).write_text(json.dumps(broken))
+        with pytest.raises(ValueError, match=f"{INDEX_NAME}.*--seed-ensemble off"):
+            Predictor(other / "run" / "model.pt", "cpu", detect=False)
+
+
+def test_the_command_line_averages_the_seeds_unless_told_not_to(runs, capsys):
+    from PIL import Image
+
+    from nbhelpers.predict.cli import main
+
+    photo = runs["seed0"].parent.parent / "face.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (CHIP, CHIP, 3), dtype=np.uint8)).save(photo)
+    answers = {}
+    for mode in ("auto", "off"):
+        assert main(["--checkpoint", str(runs["seed0"]), "--no-detect", "--peer-ensemble", "off",
+                     "--seed-ensemble", mode, str(photo)]) == 0
+        captured = capsys.readouterr()
+        answers[mode] = json.loads(captured.out.splitlines()[-1])["faces"][0]
+        assert ("seed ensemble: also averaging" in captured.err and "seed1-again" in captured.err) == (mode == "auto")
+    assert answers["off"]["probabilities"] != pytest.approx(answers["auto"]["probabilities"], abs=1e-4)
+    assert answers["auto"]["model_probabilities"] == pytest.approx(answers["off"]["probabilities"], abs=1e-6)

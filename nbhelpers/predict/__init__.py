@@ -5,6 +5,7 @@ diagnosis of real-photo errors.
 Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
 
+from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_seed_ensemble_argument
 from nbhelpers.predict.explanation_images import (
     BACKDROP,
     bcos_image,
@@ -37,8 +38,6 @@ from nbhelpers.predict.predictor import (
     PEER_ENSEMBLE_MODES,
     SEED_ENSEMBLE,
     SEED_ENSEMBLE_MODES,
-    add_peer_ensemble_argument,
-    add_seed_ensemble_argument,
 )
 from nbhelpers.predict.real_photo_diagnosis import (
     REAL_SOURCE,
@@ -101,6 +100,8 @@ from nbhelpers.predict.upload_app import (
 from nbhelpers.predict.wide_photos import wide_photo, example_uploads, wide_photo_accuracy, textured_background
 
 __all__ = [
+    "add_peer_ensemble_argument",
+    "add_seed_ensemble_argument",
     "BACKDROP",
     "bcos_image",
     "heat_image",
@@ -128,8 +129,6 @@ __all__ = [
     "PEER_ENSEMBLE_MODES",
     "SEED_ENSEMBLE",
     "SEED_ENSEMBLE_MODES",
-    "add_peer_ensemble_argument",
-    "add_seed_ensemble_argument",
     "REAL_SOURCE",
     "REFERENCE_SOURCE",
     "AREA_EXPLANATION",

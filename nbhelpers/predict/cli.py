@@ -12,7 +12,7 @@ For a black-box model the answer is the peer ensemble's (``--peer-ensemble auto`
 averaged with the dlib peer's; a face's JSON then also holds ``model_probabilities``, the model's own, which
 its explanation explains); ``--peer-ensemble off`` lets the model answer alone. A black-box run recorded in a
 run index also averages in the runs of its recipe trained with other seeds (``--seed-ensemble auto``, the
-default; the default profile trains two); ``--seed-ensemble off`` leaves them out.
+default; notebook 04's ``TRANSFER_SEEDS``), named on stderr; ``--seed-ensemble off`` leaves them out.
 
 ``--explain METHOD`` (``bcos`` for B-cos models, ``gradcam``, ``gradcam++``, ``xgradcam`` for any model,
 ``random``) writes each face's explanation drawn over its aligned face as a PNG into ``--explain-dir``
@@ -49,7 +49,8 @@ from nbhelpers.data.images import scan_image_folder
 from nbhelpers.explain.explainers import explainer_supports, list_explainers
 from nbhelpers.predict.explanation_images import write_explanation_image
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
-from nbhelpers.predict.predictor import Predictor, add_peer_ensemble_argument, add_seed_ensemble_argument
+from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_seed_ensemble_argument
+from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.results import PhotoResult
 from nbhelpers.training.checkpoint import CheckpointError
 from nbhelpers.training.runs import checkpoint_or_default
@@ -152,6 +153,8 @@ def _predictor(arguments: argparse.Namespace) -> Predictor:
         raise _UsageError(f"cannot use checkpoint: {error}") from None
     except (FileNotFoundError, ValueError) as error:  # no run recorded, or an unreadable run index
         raise _UsageError(str(error)) from None
+    if predictor.seed_note:
+        print(predictor.seed_note, file=sys.stderr)
     if arguments.explain and not explainer_supports(arguments.explain, predictor.trained.model):
         supported = [name for name in list_explainers() if explainer_supports(name, predictor.trained.model)]
         raise _UsageError(f"--explain {arguments.explain} does not apply to {predictor.spec.model} "

@@ -30,7 +30,8 @@ from typing import Sequence
 import pandas as pd
 
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
-from nbhelpers.predict.predictor import Predictor, add_peer_ensemble_argument, add_seed_ensemble_argument
+from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_seed_ensemble_argument
+from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.real_photos import evaluate_and_write, read_labels
 from nbhelpers.training.checkpoint import CheckpointError
 from nbhelpers.training.runs import checkpoint_or_default
@@ -88,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    if predictor.seed_note:
+        print(predictor.seed_note, file=sys.stderr)
     peer = None
     if not arguments.no_peer:
         from nbhelpers.models.peer import PeerGenderClassifier

@@ -53,14 +53,14 @@ from nbhelpers.models import RunSpec, flip_averaged_probabilities
 from nbhelpers.models.peer import PeerGenderClassifier
 from nbhelpers.predict.faces import DetectedFace, FaceDetector, centre_crop
 from nbhelpers.predict.results import NO_FACE, FaceResult, PhotoResult
+from nbhelpers.training.checkpoint import CheckpointError
 from nbhelpers.training.result import TrainedModel
 from nbhelpers.training.runs import load_run, seed_siblings
 from nbhelpers.utils.device import get_default_device
 from nbhelpers.utils.progress import progress_bar
 
 __all__ = ["Predictor", "ImageInput", "FLIP_TTA", "MIN_IMAGE_SIDE", "PERMISSIVE_SEARCHES", "PEER_ENSEMBLE",
-           "PEER_ENSEMBLE_MODES", "SEED_ENSEMBLE", "SEED_ENSEMBLE_MODES", "add_peer_ensemble_argument",
-           "add_seed_ensemble_argument"]
+           "PEER_ENSEMBLE_MODES", "SEED_ENSEMBLE", "SEED_ENSEMBLE_MODES"]
 
 FLIP_TTA = True  # flip test-time augmentation (measured on the labelled real photos: see the README)
 # searches whose boxes are often not faces (on images without faces they return a box in 18 of 29; README):
@@ -102,9 +102,9 @@ class Predictor:
     crops); ``uncertain_below`` overrides the run's abstention threshold (0: always answer; the run's own
     threshold was chosen on UTKFace validation for the model alone); ``peer_ensemble``: ``"auto"``, ``"on"`` or
     ``"off"``, and ``seed_ensemble``: ``"auto"`` or ``"off"`` (module docstring). Raises ``CheckpointError``
-    (naming the file) for an unusable checkpoint and ``ValueError`` for an unknown ``peer_ensemble`` or
-    ``seed_ensemble``, ``"on"`` with a model whose classes are not (female, male), or a seed sibling whose
-    classes or input differ.
+    (naming the file) for an unusable checkpoint or seed sibling, and ``ValueError`` for an unknown
+    ``peer_ensemble`` or ``seed_ensemble``, ``"on"`` with a model whose classes are not (female, male), an
+    unreadable run index beside the checkpoint, or a seed sibling whose classes or input size differ.
     """
 
     def __init__(self, checkpoint: str | Path | TrainedModel, device: str | torch.device | None = None,
@@ -130,15 +130,33 @@ class Predictor:
         self.chip_size = self.detector.chip_size if self.detector else FaceDetector().chip_size
 
     def _seed_members(self, device: torch.device) -> list[TrainedModel]:
-        """The other seeds of a black-box checkpoint's recipe, loaded (none for a B-cos model or a bare file)."""
-        if is_bcos_model(self.trained.model) or self.trained.checkpoint is None:
+        """The other seeds of a black-box checkpoint's recipe, loaded (none for a B-cos model or an unsaved one)."""
+        named = self.trained.checkpoint
+        if is_bcos_model(self.trained.model) or named is None:
             return []
-        members = [load_run(path, device) for path in seed_siblings(self.trained.checkpoint)]
-        for member in members:
+        hint = "; pass --seed-ensemble off (seed_ensemble='off') to answer with the named run alone"
+        try:
+            paths = seed_siblings(named)
+        except ValueError as error:
+            raise ValueError(f"{error}{hint}") from None
+        members = []
+        for path in paths:
+            try:
+                member = load_run(path, device)
+            except CheckpointError as error:
+                raise CheckpointError(f"seed sibling of {named}: {error}{hint}") from None
             if list(member.spec.classes) != self.classes or member.spec.input_size != self.spec.input_size:
-                raise ValueError(f"{member.checkpoint}: seed sibling of {self.trained.checkpoint} has other classes "
-                                 f"or input size ({member.spec.classes}, {member.spec.input_size} px)")
+                raise ValueError(f"{path}: seed sibling of {named} has other classes or input size "
+                                 f"({list(member.spec.classes)}, {member.spec.input_size} px){hint}")
+            members.append(member)
         return members
+
+    @property
+    def seed_note(self) -> str:
+        """One line naming the seed siblings averaged in (empty without any), for the front ends' stderr."""
+        if not self.members:
+            return ""
+        return "seed ensemble: also averaging " + ", ".join(str(member.checkpoint) for member in self.members)
 
     @property
     def spec(self) -> RunSpec:
@@ -171,7 +189,7 @@ class Predictor:
         return f"{model} + dlib peer (mean)" if self.peer is not None else model
 
     def classify(self, chips: np.ndarray, explain: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """uint8 faces (N, H, W, 3) -> probabilities (N, classes) (the peer ensemble's when it is on) and, with
+        """uint8 faces (N, H, W, 3) -> probabilities (N, classes) (the ensemble's when seeds or the peer join) and, with
         ``explain`` (an explainer name, e.g. ``"bcos"``, ``"gradcam"``), float32 maps (N, size, size) of the
         model's evidence for the answer's class. Raises ``ValueError`` for a method that does not apply to
         the model (``bcos`` on a black-box model)."""
@@ -199,7 +217,7 @@ class Predictor:
         forward and backward pass); None for every other method.
 
         The maps explain the model's evidence for the *answer's* class (the argmax of the answer's
-        probabilities: flip-averaged, and with the peer when the ensemble is on), so a map always shows the
+        probabilities: flip-averaged, with the seeds and the peer when they join), so a map always shows the
         evidence for the label it is shown with, even where the model alone leans the other way."""
         if len(chips) == 0:
             empty = np.zeros((0, len(self.classes)), dtype=np.float32)
@@ -225,7 +243,8 @@ class Predictor:
         results = []
         for index, face in enumerate(faces):
             row = probabilities[index]
-            model_row = dict(zip(self.classes, map(float, own[index]))) if self.peer is not None or self.members else None
+            ensemble = self.peer is not None or self.members
+            model_row = dict(zip(self.classes, map(float, own[index]))) if ensemble else None
             uncertain = bool(row.max() < self.uncertain_below) or face.search in PERMISSIVE_SEARCHES
             results.append(FaceResult(
                 tuple(int(value) for value in face.box), dict(zip(self.classes, map(float, row))),
@@ -272,18 +291,3 @@ class Predictor:
         """``predict_images`` over files, each named by its path as given."""
         items = [(str(path), Path(path)) for path in paths]
         return self.predict_images(items, batch_size, explain, keep_chips, keep_photo, progress)
-
-
-
-def add_peer_ensemble_argument(parser) -> None:
-    """``--peer-ensemble auto|on|off`` of the prediction, evaluation and serving commands."""
-    parser.add_argument("--peer-ensemble", choices=PEER_ENSEMBLE_MODES, default=PEER_ENSEMBLE,
-                        help="average the model's probabilities with the dlib peer's (auto: black-box models only, "
-                             "so a B-cos answer stays what its explanation explains; default: %(default)s)")
-
-
-def add_seed_ensemble_argument(parser) -> None:
-    """``--seed-ensemble auto|off`` of the prediction, evaluation and serving commands."""
-    parser.add_argument("--seed-ensemble", choices=SEED_ENSEMBLE_MODES, default=SEED_ENSEMBLE,
-                        help="average a black-box model with the runs of its recipe trained with other seeds, found "
-                             "in its run index (auto), or not (off; default: %(default)s)")

@@ -71,7 +71,7 @@ def _photo_row(result: PhotoResult, classes: Sequence[str]) -> tuple[dict[str, A
     row = {"detected": True, "faces": len(result.faces), "detector": face.detector, "label": face.label,
            "predicted": face.predicted, "p_female": probabilities[0], "p_male": probabilities[1],
            "confidence": max(probabilities), "error": ""}
-    if face.model_probabilities is not None:  # the answer is the peer ensemble's: keep the model's own too
+    if face.model_probabilities is not None:  # the answer is an ensemble's: keep the model's own too
         row["model_p_male"] = face.model_probabilities[classes[1]]
     return row, face.chip
 
@@ -79,7 +79,7 @@ def _photo_row(result: PhotoResult, classes: Sequence[str]) -> tuple[dict[str, A
 def evaluate_photos(predictor: Any, labels: pd.DataFrame, photos_dir: str | Path, peer: Any = None,
                     progress: bool = True) -> pd.DataFrame:
     """One row per labelled photo: the labels, detection, the central face's prediction (``p_male``: the
-    answer's; ``model_p_male``: the model's own when the answer is the peer ensemble's) and the peer's, and
+    answer's; ``model_p_male``: the named model's own when the answer is an ensemble's) and the peer's, and
     its skin tone (``skin_ita``, ``skin_hue`` in degrees, ``skin_tone``, ``skin_tone_binary``).
 
     A photo in which no face is found is read (``error`` empty) but not answered: ``detected`` is False,
@@ -113,7 +113,7 @@ def _probabilities(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 def accuracy_table(frame: pd.DataFrame, bootstrap: int = 1000, seed: int = 0, min_count: int = 30) -> pd.DataFrame:
     """Accuracy, female and male recall per group (all photos, then each label column): ``ours`` (the
-    prediction path's answer), ``model alone`` (when the answer is the peer ensemble's) and ``dlib peer``."""
+    prediction path's answer), ``model alone`` (when the answer is an ensemble's) and ``dlib peer``."""
     read = frame[frame["error"] == ""].assign(all="all photos")
     groupings = ["all", *group_columns(frame)]
     tables = [group_table(read, _probabilities(read, "p_male"), groupings, min_count, bootstrap, seed).assign(model="ours")]

@@ -32,8 +32,9 @@ class FaceResult:
     ``bcos`` method, the B-cos colour explanation of the dynamic weights W(x), float32 RGBA (h, w, 4) in 0..1
     (``nbhelpers.explain.bcos.colour_explanation``; not serialised); ``explanation_file``: where a front end
     wrote the rendered explanation (``nbhelpers.predict.explanation_images``); ``model_probabilities``: the
-    model's own probabilities when the answer is the peer ensemble's (``Predictor``'s ``peer_ensemble``; None
-    when the model answers alone); the explanation map is still the model's evidence for ``predicted``.
+    named model's own probabilities when the answer is an ensemble's (``Predictor``'s ``peer_ensemble`` and
+    ``seed_ensemble``; None when the model answers alone); the explanation map is still the model's evidence
+    for ``predicted``.
     """
 
     box: Box
@@ -62,7 +63,7 @@ class FaceResult:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-compatible fields (no arrays): box, label, predicted, uncertain, probabilities, detector, and
-        ``model_probabilities`` when the peer ensemble answered."""
+        ``model_probabilities`` when an ensemble (the seeds, the peer) answered."""
         data = {"box": [int(value) for value in self.box], "label": self.label, "predicted": self.predicted,
                 "uncertain": self.uncertain, "probabilities": {name: float(p) for name, p in self.probabilities.items()},
                 "detector": self.detector}

@@ -78,8 +78,11 @@ def run_all(notebooks_dir: str | Path, reports_dir: str | Path, profile: str, ov
 
 def parse_settings(settings: list[str], notebooks_dir: str | Path) -> dict[str, object]:
     """``NAME=VALUE`` texts (``--set``) -> parameters for every notebook that declares ``NAME``: the value as a
-    Python literal (``2``, ``0.5``, ``True``, ``'text'``), else as text. Raises ``ValueError`` for a text
+    Python literal (``2``, ``0.5``, ``True``, ``'text'``), else as text; the last of a repeated name wins;
+    values are split on whitespace by ``make``'s ``PARAMETERS``, so pass a value with spaces with ``--set``. Raises ``ValueError`` for a text
     without ``=`` or a name no numbered notebook of ``notebooks_dir`` declares (naming the known ones)."""
+    if not settings:
+        return {}
     import papermill
 
     declared = {name for notebook in numbered_notebooks(notebooks_dir)

@@ -106,8 +106,8 @@ def _add_health(app: "FastAPI", predictor: Predictor, max_upload_bytes: int, met
     @app.get("/health", summary="The model this server classifies with", tags=["service"])
     def health() -> dict:
         """`status` ok, the run's model name, input size (px), classes, abstention threshold, whether faces are
-        detected (else centre crops are classified), who answers (`answer`: the model, or the model and the dlib
-        peer averaged), the explanation methods and the upload limit (bytes)."""
+        detected (else centre crops are classified), who answers (`answer`: the model, or the model averaged with
+        its other seeds and/or the dlib peer), the explanation methods and the upload limit (bytes)."""
         spec = predictor.spec
         return {"status": "ok", "model": spec.model, "input_size": spec.input_size, "classes": list(spec.classes),
                 "uncertain_below": predictor.uncertain_below, "detect": predictor.detector is not None,

@@ -16,7 +16,8 @@ import torch
 
 from nbhelpers.explain.explainers import explainer_supports, list_explainers
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
-from nbhelpers.predict.predictor import Predictor, add_peer_ensemble_argument, add_seed_ensemble_argument
+from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_seed_ensemble_argument
+from nbhelpers.predict.predictor import Predictor
 from nbhelpers.serve.app import DEFAULT_MAX_UPLOAD_BYTES, create_app
 from nbhelpers.training.checkpoint import CheckpointError
 
@@ -69,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:  # e.g. --peer-ensemble on with a model whose classes are not female, male
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    if predictor.seed_note:
+        print(predictor.seed_note, file=sys.stderr)
     app = create_app(predictor, max_upload_bytes, supported_explainers(predictor.trained.model))
     print(f"serving {predictor.answer_source} ({arguments.checkpoint}) on http://{arguments.host}:{arguments.port}/ "
           f"(API docs: /docs)", file=sys.stderr, flush=True)

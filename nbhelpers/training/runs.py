@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from dataclasses import MISSING, fields
 from typing import Any, Sequence
 
 import numpy as np
@@ -30,6 +31,7 @@ from nbhelpers.data.cache import build_cache
 from nbhelpers.data.loaders import labels_of
 from nbhelpers.data.manifest import manifest_path, read_manifest, sample_rows
 from nbhelpers.training.checkpoint import model_from_checkpoint
+from nbhelpers.training.config import TrainConfig
 from nbhelpers.training.result import TrainedModel, TrainingResult
 from nbhelpers.utils.atomic import atomic_write_json
 from nbhelpers.utils.device import get_default_device
@@ -162,28 +164,52 @@ RECIPE_EXCLUDES = ("seed", "checkpoint_dir", "data_dir", "device")  # settings t
 
 
 def _recipe(config: dict[str, Any]) -> dict[str, Any]:
-    """A recorded run's settings without ``RECIPE_EXCLUDES``: equal for the seeds of one recipe."""
-    return {key: value for key, value in config.items() if key not in RECIPE_EXCLUDES}
+    """A recorded run's settings, completed with ``TrainConfig``'s defaults for fields recorded before they
+    existed, without ``RECIPE_EXCLUDES``: equal for the seeds of one recipe."""
+    defaults = {item.name: item.default_factory() if item.default is MISSING else item.default
+                for item in fields(TrainConfig)}
+    return {key: value for key, value in {**defaults, **config}.items() if key not in RECIPE_EXCLUDES}
+
+
+def _plain_runs_with_config(index: Path) -> list[dict[str, Any]]:
+    """The plain runs of an index that recorded their settings; ``ValueError`` naming the index and the entry
+    for an entry without a checkpoint, a settings mapping or an integer seed."""
+    runs = read_index(index.parent)
+    if not isinstance(runs, list):
+        raise ValueError(f"{index}: 'runs' is not a list of run entries")
+    plain = []
+    for number, run in enumerate(runs):
+        if not isinstance(run, dict):
+            raise ValueError(f"{index}: run entry {number} is not a mapping ({type(run).__name__})")
+        if run.get("variant") or not run.get("config"):
+            continue
+        config = run["config"]
+        if not isinstance(run.get("checkpoint"), str) or not isinstance(config, dict) or \
+                not isinstance(config.get("seed", 0), int):
+            raise ValueError(f"{index}: run entry {number} ({run.get('run_id', '?')}) needs a checkpoint path and "
+                             "a settings mapping with an integer seed")
+        plain.append(run)
+    return plain
 
 
 def seed_siblings(checkpoint: str | Path) -> list[Path]:
     """Checkpoints of the other seeds of ``checkpoint``'s recipe: the plain runs recorded in the run index of
-    its checkpoint folder (``<checkpoint_dir>/<run folder>/model.pt``) whose config equals its own apart from
-    ``RECIPE_EXCLUDES`` (the seed, the folders and the device), the newest per other seed, files that exist only, in seed order. Empty when the checkpoint is not
-    recorded in an index there (a file passed by hand), when its config was not recorded, or when no other
-    seed was trained. Raises ``ValueError`` for an unreadable index."""
-    checkpoint = Path(checkpoint).resolve()
+    its checkpoint folder (``<checkpoint_dir>/<run folder>/model.pt``) whose settings equal its own apart from
+    ``RECIPE_EXCLUDES`` (the seed, the folders and the device), the newest per other seed, files that exist
+    only, in seed order. Empty when the checkpoint is not recorded in an index there (a file passed by hand),
+    when its settings were not recorded, or when no other seed was trained. Raises ``ValueError`` naming the
+    index for an unreadable index or a malformed entry."""
+    checkpoint = Path(checkpoint).absolute()  # not resolved: a model.pt linked into a blob store stays in its folder
     checkpoint_dir = checkpoint.parent.parent
-    runs = [run for run in read_index(checkpoint_dir) if not run.get("variant") and run.get("config")]
-    own = [run for run in runs if (checkpoint_dir / run["checkpoint"]).resolve() == checkpoint]
+    runs = _plain_runs_with_config(checkpoint_dir / INDEX_NAME)
+    own = [run for run in runs if (checkpoint_dir / run["checkpoint"]).resolve() == checkpoint.resolve()]
     if not own:
         return []
     recipe = _recipe(own[-1]["config"])
     by_seed: dict[int, Path] = {}
     for run in runs:  # oldest first: a newer run of a seed replaces an older one
-        config = run["config"]
-        path = (checkpoint_dir / run["checkpoint"]).resolve()
-        if _recipe(config) == recipe and path.is_file():
-            by_seed[int(config.get("seed", 0))] = path
-    own_seed = int(own[-1]["config"].get("seed", 0))
+        path = (checkpoint_dir / run["checkpoint"]).absolute()
+        if _recipe(run["config"]) == recipe and path.is_file():
+            by_seed[run["config"].get("seed", 0)] = path
+    own_seed = own[-1]["config"].get("seed", 0)
     return [path for seed, path in sorted(by_seed.items()) if seed != own_seed]

@@ -1,0 +1,24 @@
+"""The ensemble flags shared by the prediction, evaluation and serving commands (``nbhelpers.predict.predictor``
+documents the peer ensemble and the seed ensemble they switch)."""
+
+from __future__ import annotations
+
+import argparse
+
+from nbhelpers.predict.predictor import PEER_ENSEMBLE, PEER_ENSEMBLE_MODES, SEED_ENSEMBLE, SEED_ENSEMBLE_MODES
+
+__all__ = ["add_peer_ensemble_argument", "add_seed_ensemble_argument"]
+
+
+def add_peer_ensemble_argument(parser: argparse.ArgumentParser) -> None:
+    """``--peer-ensemble auto|on|off`` of the prediction, evaluation and serving commands."""
+    parser.add_argument("--peer-ensemble", choices=PEER_ENSEMBLE_MODES, default=PEER_ENSEMBLE,
+                        help="average the model's probabilities with the dlib peer's (auto: black-box models only, "
+                             "so a B-cos answer stays what its explanation explains; default: %(default)s)")
+
+
+def add_seed_ensemble_argument(parser: argparse.ArgumentParser) -> None:
+    """``--seed-ensemble auto|off`` of the prediction, evaluation and serving commands."""
+    parser.add_argument("--seed-ensemble", choices=SEED_ENSEMBLE_MODES, default=SEED_ENSEMBLE,
+                        help="average a black-box model with the runs of its recipe trained with other seeds, found "
+                             "in its run index (auto), or not (off; default: %(default)s)")
