@@ -96,7 +96,9 @@ def test_a_broken_index_or_sibling_is_an_error_naming_it_and_the_way_out(tmp_pat
     shutil.copytree(runs["seed0"].parent, other / "run")
     for broken in ({"runs": [{"run_id": "run", "config": "oops", "checkpoint": "run/model.pt"}]},
                    {"runs": [{"run_id": "run", "config": {"seed": None}, "checkpoint": "run/model.pt"}]},
-                   {"runs": ["not an entry"]}):
+                   {"runs": ["not an entry"]},
+                   {"runs": [{"run_id": "run", "config": {"model": "simple_cnn", "seed": 0, "no_such_setting": 1},
+                              "checkpoint": "run/model.pt"}]}):
         (other / INDEX_NAME).write_text(json.dumps(broken))
         with pytest.raises(ValueError, match=f"{INDEX_NAME}.*--seed-ensemble off"):
             Predictor(other / "run" / "model.pt", "cpu", detect=False)

@@ -10,7 +10,7 @@ from nbhelpers.training.runs import find_run, read_index
 from nbhelpers.models import list_models, model_spec
 from nbhelpers.training.checkpoint import load_checkpoint
 from nbhelpers.training.cli import main
-from nbhelpers.training.config import TrainConfig, run_directory
+from nbhelpers.training.config import TrainConfig, run_directory, run_settings
 
 
 def test_cli_trains_with_a_profile_and_overrides(toy_data, tmp_path, capsys):
@@ -40,6 +40,17 @@ def test_changed_settings_get_their_own_run_directory():
     assert first == run_directory(TrainConfig(checkpoint_dir="c", epochs=2, device="cpu"))
     assert first != run_directory(TrainConfig(checkpoint_dir="c", epochs=3))
     assert run_directory(TrainConfig()) is None
+    # the folder name is a contract with every run already trained: a new field left at its default keeps it
+    assert run_directory(TrainConfig(checkpoint_dir="c")).name == "resnet9-26dfa547c2"
+    assert run_directory(TrainConfig(checkpoint_dir="c", augment="", head_lr_scale=1.0)).name == "resnet9-26dfa547c2"
+
+
+def test_run_settings_are_one_recipe_for_every_seed():
+    seeds = [TrainConfig(checkpoint_dir=f"c{seed}", seed=seed, device="cpu") for seed in (0, 1)]
+    assert run_settings(seeds[0], without=("seed",)) == run_settings(seeds[1], without=("seed",))
+    assert run_settings(seeds[0]) != run_settings(seeds[1])
+    assert "teacher" not in run_settings(seeds[0]) and "distillation" not in run_settings(seeds[0])
+    assert run_settings(TrainConfig(teacher="efficientnet_lite0"))["distillation"] == TrainConfig().distillation
 
 
 def test_group_balanced_training_runs_apart_and_names_a_missing_column(toy_data, tmp_path):

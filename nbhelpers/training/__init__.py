@@ -21,6 +21,7 @@ from nbhelpers.training.config import (
     config_from_parameters,
     resolve_config,
     run_directory,
+    run_settings,
     set_seed,
 )
 from nbhelpers.training.distillation import load_teacher, teacher_probabilities, teacher_cache_path, soft_targets
@@ -71,6 +72,7 @@ __all__ = [
     "config_from_parameters",
     "resolve_config",
     "run_directory",
+    "run_settings",
     "set_seed",
     "load_teacher",
     "teacher_probabilities",

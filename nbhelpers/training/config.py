@@ -13,7 +13,7 @@ import json
 import random
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ import torch
 from nbhelpers.models import model_spec
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "SHARED_PARAMETERS", "config_from_parameters", "resolve_config", "run_directory",
-           "set_seed"]
+           "run_settings", "set_seed"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -105,19 +105,28 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
                    pretrained="" if pretrained.lower() == "none" else pretrained)
 
 
+def run_settings(config: TrainConfig, without: Collection[str] = ()) -> dict[str, Any]:
+    """The settings that decide what a run learns, in the one canonical form the run folder's name hashes:
+    ``config`` as a mapping without the checkpoint folder, the device and the names in ``without``, and without
+    fields left at the value they had before they existed (so older runs keep their folder names)."""
+    settings = {key: value for key, value in asdict(config).items()
+                if key not in {"checkpoint_dir", "device", *without}}
+    for added in ("balance", "label_smoothing", "augment"):
+        if added in settings and not settings[added]:
+            del settings[added]  # runs without it keep the names they had before the field existed
+    if settings.get("head_lr_scale") == 1.0:
+        del settings["head_lr_scale"]
+    if "teacher" in settings and not settings["teacher"]:
+        del settings["teacher"]  # the distillation weight means nothing without a teacher
+        settings.pop("distillation", None)
+    return settings
+
+
 def run_directory(config: TrainConfig) -> Path | None:
     """``<checkpoint_dir>/<model>-<hash of the resolved settings>``: a changed setting never resumes another run."""
     if not config.checkpoint_dir:
         return None
-    settings = {key: value for key, value in asdict(resolve_config(config)).items()
-                if key not in {"checkpoint_dir", "device"}}
-    for added in ("balance", "label_smoothing", "augment"):
-        if not settings[added]:
-            del settings[added]  # runs without it keep the names they had before the field existed
-    if settings["head_lr_scale"] == 1.0:
-        del settings["head_lr_scale"]
-    if not settings["teacher"]:
-        del settings["teacher"], settings["distillation"]  # the weight means nothing without a teacher
+    settings = run_settings(resolve_config(config))
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return Path(config.checkpoint_dir) / f"{config.model}-{digest}"
 

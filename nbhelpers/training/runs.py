@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from dataclasses import MISSING, fields
 from typing import Any, Sequence
 
 import numpy as np
@@ -31,7 +30,7 @@ from nbhelpers.data.cache import build_cache
 from nbhelpers.data.loaders import labels_of
 from nbhelpers.data.manifest import manifest_path, read_manifest, sample_rows
 from nbhelpers.training.checkpoint import model_from_checkpoint
-from nbhelpers.training.config import TrainConfig
+from nbhelpers.training.config import TrainConfig, run_settings
 from nbhelpers.training.result import TrainedModel, TrainingResult
 from nbhelpers.utils.atomic import atomic_write_json
 from nbhelpers.utils.device import get_default_device
@@ -163,12 +162,15 @@ def reference_gap(checkpoint_dir: str | Path, reference_model: str, accuracy: fl
 RECIPE_EXCLUDES = ("seed", "checkpoint_dir", "data_dir", "device")  # settings that do not change what is learned
 
 
-def _recipe(config: dict[str, Any]) -> dict[str, Any]:
-    """A recorded run's settings, completed with ``TrainConfig``'s defaults for fields recorded before they
-    existed, without ``RECIPE_EXCLUDES``: equal for the seeds of one recipe."""
-    defaults = {item.name: item.default_factory() if item.default is MISSING else item.default
-                for item in fields(TrainConfig)}
-    return {key: value for key, value in {**defaults, **config}.items() if key not in RECIPE_EXCLUDES}
+def _recipe(config: dict[str, Any], index: Path) -> dict[str, Any]:
+    """A recorded run's settings in ``run_settings``' canonical form (``TrainConfig``'s defaults for fields
+    recorded before they existed) without ``RECIPE_EXCLUDES``: equal for the seeds of one recipe.
+    ``ValueError`` naming the index for settings ``TrainConfig`` does not accept."""
+    try:
+        return run_settings(TrainConfig(**config), without=RECIPE_EXCLUDES)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{index}: run settings {config.get('model', '?')!r} seed {config.get('seed', 0)} are not "
+                         f"valid TrainConfig settings ({error})") from None
 
 
 def _plain_runs_with_config(index: Path) -> list[dict[str, Any]]:
@@ -205,11 +207,11 @@ def seed_siblings(checkpoint: str | Path) -> list[Path]:
     own = [run for run in runs if (checkpoint_dir / run["checkpoint"]).resolve() == checkpoint.resolve()]
     if not own:
         return []
-    recipe = _recipe(own[-1]["config"])
+    recipe = _recipe(own[-1]["config"], checkpoint_dir / INDEX_NAME)
     by_seed: dict[int, Path] = {}
     for run in runs:  # oldest first: a newer run of a seed replaces an older one
         path = (checkpoint_dir / run["checkpoint"]).absolute()
-        if _recipe(run["config"]) == recipe and path.is_file():
+        if path.is_file() and _recipe(run["config"], checkpoint_dir / INDEX_NAME) == recipe:
             by_seed[run["config"].get("seed", 0)] = path
     own_seed = own[-1]["config"].get("seed", 0)
     return [path for seed, path in sorted(by_seed.items()) if seed != own_seed]
