@@ -37,11 +37,11 @@ def test_card_reports_the_best_run_real_photos_and_groups(tmp_path):
     assert "peer ensemble" in text and "`efficientnet_lite0` alone: 77.0% (female 70.0%, male 84.0%)" in text
     update_summary(tmp_path, "08_predict", {"model": "efficientnet_lite0", "answer": "efficientnet_lite0 + dlib peer (mean)"})
     assert "the answer is the peer ensemble, `efficientnet_lite0 + dlib peer (mean)`" in model_card(tmp_path)
-    assert "seed ensemble" not in model_card(tmp_path)
-    update_summary(tmp_path, "08_predict", {"answer": "efficientnet_lite0 x2 seeds + dlib peer (mean)"})
-    assert "its probabilities and those of the runs of its recipe trained with other seeds (a seed ensemble)" in model_card(tmp_path)
-    update_summary(tmp_path, "08_predict", {"answer": "efficientnet_lite0 x2 seeds"})
-    assert "the answer is a seed ensemble, `efficientnet_lite0 x2 seeds`" in model_card(tmp_path)
+    assert "deep ensemble" not in model_card(tmp_path)
+    update_summary(tmp_path, "08_predict", {"answer": "efficientnet_lite0 x2 runs + dlib peer (mean)"})
+    assert "its probabilities and those of the runs of its recipe trained with other seeds or the context swap (a deep ensemble)" in model_card(tmp_path)
+    update_summary(tmp_path, "08_predict", {"answer": "efficientnet_lite0 x2 runs"})
+    assert "the answer is a deep ensemble, `efficientnet_lite0 x2 runs`" in model_card(tmp_path)
     page = write_index(tmp_path, [], "default").read_text()
     assert 'href="model_card.md"' in page
 

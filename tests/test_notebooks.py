@@ -12,7 +12,7 @@ import pytest
 
 from nbhelpers.models import model_spec
 from nbhelpers.reporting.run_notebooks import numbered_notebooks, run_all
-from nbhelpers.training.runs import find_run, read_index, seed_siblings
+from nbhelpers.training.runs import find_run, read_index, ensemble_siblings
 from tests.conftest import NOTEBOOKS, ROOT
 from tests.fixtures import FIXTURE_FACES
 
@@ -65,13 +65,16 @@ def test_training_notebooks_record_runs(smoke_run, smoke_data_is_real):
         recorded = index[runs[name]["run_id"]]  # the run index, where 06-08 find the runs, agrees with the report
         assert recorded["model"] == name and recorded["test_accuracy"] == runs[name]["test_accuracy"]
         assert recorded["pipeline"] == model_spec(name).pipeline == runs[name]["pipeline"]
-    lite_runs = {run["config"]["seed"]: run for run in index.values() if run["model"] == "efficientnet_lite0"}
-    assert sorted(lite_runs) == [0, 1]  # TRANSFER_SEEDS = 2: the seed ensemble the prediction path averages
+    lite_runs = {(run["config"].get("augment", ""), run["config"]["seed"]): run for run in index.values()
+                 if run["model"] == "efficientnet_lite0"}
+    # TRANSFER_SEEDS = 2 and TRANSFER_CONTEXT_SEEDS = 1: the deep ensemble the prediction path averages
+    assert sorted(lite_runs) == [("", 0), ("", 1), ("context", 0)]
     newest = find_run(base / "data" / "checkpoints", "efficientnet_lite0")
-    assert newest["config"]["seed"] == 0  # SEED is trained last, so the run later notebooks name is seed 0's
-    assert seed_siblings(newest["checkpoint"]) == [(base / "data" / "checkpoints" / lite_runs[1]["checkpoint"]).absolute()]
-    seeds = summary["04_resnet18_finetune"]["seed_ensemble"]
-    assert seeds["images"] == runs["efficientnet_lite0"]["test_count"] and 0 <= seeds["accuracy"] <= 1
+    assert newest["config"]["seed"] == 0 and not newest["config"]["augment"]  # SEED is trained last: the named run
+    assert ensemble_siblings(newest["checkpoint"]) == [(base / "data" / "checkpoints" / lite_runs[key]["checkpoint"]).absolute()
+                                                       for key in (("", 1), ("context", 0))]
+    deep = summary["04_resnet18_finetune"]["deep_ensemble"]
+    assert deep["images"] == runs["efficientnet_lite0"]["test_count"] and 0 <= deep["accuracy"] <= 1
     peer = summary["04_resnet18_finetune"]["dlib_peer"]
     assert 0 <= peer["accuracy"] <= 1 and peer["images"] > 0
     if smoke_data_is_real:  # on drawn fixture faces the peer (trained on real photos) has nothing real to go on
@@ -126,7 +129,7 @@ def test_predict_notebook_outputs(smoke_run, smoke_data_is_real):
         groups = pd.read_csv(base / "reports" / "real_photos" / "groups.csv")
         assert {"all", "age_group"} <= set(groups["grouping"]) and {"ours", "dlib peer"} <= set(groups["model"])
         ensemble = "dlib peer" in summary["answer"]  # a black-box default answers with the peer
-        assert ensemble == ("efficientnet_lite0 x2 seeds" in summary["answer"])  # and with both seeds of notebook 04
+        assert ensemble == ("efficientnet_lite0 x3 runs" in summary["answer"])  # and with all three runs of notebook 04
         assert ("model alone" in set(groups["model"])) == ensemble == ("model_alone_accuracy" in real)
     page = (base / "reports" / "08_predict.html").read_text()
     assert "not_an_image.jpg" in page and "not an image file" in page and 'class="explanation"' in page

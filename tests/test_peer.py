@@ -73,11 +73,11 @@ def test_compare_run_with_peer_averages_seed_members_with_equal_votes():
     first, second, peer = (rng.dirichlet((1, 1), 40) for _ in range(3))
     fake_peer = SimpleNamespace(predict_proba=lambda faces: peer)
     table, paired = compare_run_with_peer(run("a", first), "test", fake_peer, members=[run("b", second)])
-    assert list(table.index) == ["a", "b", "tiny x2 seeds", "dlib peer (32 px)", "tiny x2 seeds + dlib peer (32 px) (mean)"]
+    assert list(table.index) == ["a", "b", "tiny x2 runs", "dlib peer (32 px)", "tiny x2 runs + dlib peer (32 px) (mean)"]
     assert table.loc["b", "accuracy"] == classification_metrics(labels, second)["accuracy"]
-    assert table.loc["tiny x2 seeds", "accuracy"] == classification_metrics(labels, (first + second) / 2)["accuracy"]
+    assert table.loc["tiny x2 runs", "accuracy"] == classification_metrics(labels, (first + second) / 2)["accuracy"]
     thirds = classification_metrics(labels, (first + second + peer) / 3)["accuracy"]
-    assert table.loc["tiny x2 seeds + dlib peer (32 px) (mean)", "accuracy"] == pytest.approx(thirds)
+    assert table.loc["tiny x2 runs + dlib peer (32 px) (mean)", "accuracy"] == pytest.approx(thirds)
     assert sum(paired.values()) == 40
     with pytest.raises(ValueError, match="b: evaluated on other test images"):
         compare_run_with_peer(run("a", first), "test", fake_peer, members=[run("b", second, rows[::-1])])

@@ -5,7 +5,7 @@ diagnosis of real-photo errors.
 Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
 
-from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_seed_ensemble_argument
+from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_deep_ensemble_argument
 from nbhelpers.predict.explanation_images import (
     BACKDROP,
     bcos_image,
@@ -36,8 +36,8 @@ from nbhelpers.predict.predictor import (
     PERMISSIVE_SEARCHES,
     PEER_ENSEMBLE,
     PEER_ENSEMBLE_MODES,
-    SEED_ENSEMBLE,
-    SEED_ENSEMBLE_MODES,
+    DEEP_ENSEMBLE,
+    DEEP_ENSEMBLE_MODES,
 )
 from nbhelpers.predict.real_photo_diagnosis import (
     REAL_SOURCE,
@@ -101,7 +101,7 @@ from nbhelpers.predict.wide_photos import wide_photo, example_uploads, wide_phot
 
 __all__ = [
     "add_peer_ensemble_argument",
-    "add_seed_ensemble_argument",
+    "add_deep_ensemble_argument",
     "BACKDROP",
     "bcos_image",
     "heat_image",
@@ -127,8 +127,8 @@ __all__ = [
     "PERMISSIVE_SEARCHES",
     "PEER_ENSEMBLE",
     "PEER_ENSEMBLE_MODES",
-    "SEED_ENSEMBLE",
-    "SEED_ENSEMBLE_MODES",
+    "DEEP_ENSEMBLE",
+    "DEEP_ENSEMBLE_MODES",
     "REAL_SOURCE",
     "REFERENCE_SOURCE",
     "AREA_EXPLANATION",

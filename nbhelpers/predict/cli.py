@@ -11,8 +11,9 @@ run of any model), and ``using <model> run <run_id>: <checkpoint>`` is printed o
 For a black-box model the answer is the peer ensemble's (``--peer-ensemble auto``: its probabilities
 averaged with the dlib peer's; a face's JSON then also holds ``model_probabilities``, the model's own, which
 its explanation explains); ``--peer-ensemble off`` lets the model answer alone. A black-box run recorded in a
-run index also averages in the runs of its recipe trained with other seeds (``--seed-ensemble auto``, the
-default; notebook 04's ``TRANSFER_SEEDS``), named on stderr; ``--seed-ensemble off`` leaves them out.
+run index also averages in the other members of its deep ensemble, the runs of its recipe trained with other
+seeds or with the context swap (``--deep-ensemble auto``, the default; notebook 04's ``TRANSFER_SEEDS`` and
+``TRANSFER_CONTEXT_SEEDS``), named on stderr; ``--deep-ensemble off`` leaves them out.
 
 ``--explain METHOD`` (``bcos`` for B-cos models, ``gradcam``, ``gradcam++``, ``xgradcam`` for any model,
 ``random``) writes each face's explanation drawn over its aligned face as a PNG into ``--explain-dir``
@@ -49,7 +50,7 @@ from nbhelpers.data.images import scan_image_folder
 from nbhelpers.explain.explainers import explainer_supports, list_explainers
 from nbhelpers.predict.explanation_images import write_explanation_image
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
-from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_seed_ensemble_argument
+from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_deep_ensemble_argument
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.results import PhotoResult
 from nbhelpers.training.checkpoint import CheckpointError
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     add_detector_arguments(parser)
     add_peer_ensemble_argument(parser)
-    add_seed_ensemble_argument(parser)
+    add_deep_ensemble_argument(parser)
     parser.add_argument("--batch-size", type=int, default=64, help="faces per forward pass")
     parser.add_argument("--no-detect", action="store_true", help="skip face detection; use centre crops")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -148,13 +149,13 @@ def _predictor(arguments: argparse.Namespace) -> Predictor:
         predictor = Predictor(checkpoint, arguments.device, detect=not arguments.no_detect,
                               uncertain_below=arguments.uncertain_below, detector=detector_from_arguments(arguments),
                               peer_ensemble=arguments.peer_ensemble,
-                              seed_ensemble=arguments.seed_ensemble)
+                              deep_ensemble=arguments.deep_ensemble)
     except CheckpointError as error:
         raise _UsageError(f"cannot use checkpoint: {error}") from None
     except (FileNotFoundError, ValueError) as error:  # no run recorded, or an unreadable run index
         raise _UsageError(str(error)) from None
-    if predictor.seed_note:
-        print(predictor.seed_note, file=sys.stderr)
+    if predictor.ensemble_note:
+        print(predictor.ensemble_note, file=sys.stderr)
     if arguments.explain and not explainer_supports(arguments.explain, predictor.trained.model):
         supported = [name for name in list_explainers() if explainer_supports(name, predictor.trained.model)]
         raise _UsageError(f"--explain {arguments.explain} does not apply to {predictor.spec.model} "

@@ -1,13 +1,13 @@
 """The ensemble flags shared by the prediction, evaluation and serving commands (``nbhelpers.predict.predictor``
-documents the peer ensemble and the seed ensemble they switch)."""
+documents the peer ensemble and the deep ensemble they switch)."""
 
 from __future__ import annotations
 
 import argparse
 
-from nbhelpers.predict.predictor import PEER_ENSEMBLE, PEER_ENSEMBLE_MODES, SEED_ENSEMBLE, SEED_ENSEMBLE_MODES
+from nbhelpers.predict.predictor import PEER_ENSEMBLE, PEER_ENSEMBLE_MODES, DEEP_ENSEMBLE, DEEP_ENSEMBLE_MODES
 
-__all__ = ["add_peer_ensemble_argument", "add_seed_ensemble_argument"]
+__all__ = ["add_peer_ensemble_argument", "add_deep_ensemble_argument"]
 
 
 def add_peer_ensemble_argument(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +17,9 @@ def add_peer_ensemble_argument(parser: argparse.ArgumentParser) -> None:
                              "so a B-cos answer stays what its explanation explains; default: %(default)s)")
 
 
-def add_seed_ensemble_argument(parser: argparse.ArgumentParser) -> None:
-    """``--seed-ensemble auto|off`` of the prediction, evaluation and serving commands."""
-    parser.add_argument("--seed-ensemble", choices=SEED_ENSEMBLE_MODES, default=SEED_ENSEMBLE,
-                        help="average a black-box model with the runs of its recipe trained with other seeds, found "
+def add_deep_ensemble_argument(parser: argparse.ArgumentParser) -> None:
+    """``--deep-ensemble auto|off`` of the prediction, evaluation and serving commands."""
+    parser.add_argument("--deep-ensemble", choices=DEEP_ENSEMBLE_MODES, default=DEEP_ENSEMBLE,
+                        help="average a black-box model with the runs of its recipe trained with other seeds or the "
+                             "context swap, found "
                              "in its run index (auto), or not (off; default: %(default)s)")

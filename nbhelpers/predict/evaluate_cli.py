@@ -7,8 +7,9 @@ Without ``--checkpoint`` the suite's default run in ``--checkpoint-dir`` is eval
 (``nbhelpers.training.default_run``, the model the upload page and ``python -m nbhelpers.predict`` use).
 
 The answer is the prediction path's, with its peer ensemble (``--peer-ensemble``, default ``auto``: a
-black-box model's probabilities averaged with the dlib peer's; ``nbhelpers.predict.predictor``) and its seed
-ensemble (``--seed-ensemble``, default ``auto``: the runs of the same recipe with other seeds averaged in); the
+black-box model's probabilities averaged with the dlib peer's; ``nbhelpers.predict.predictor``) and its deep
+ensemble (``--deep-ensemble``, default ``auto``: the runs of the same recipe with other seeds or the context
+swap averaged in); the
 named model alone is reported beside it (``model alone``) and the peer on its own too (unless ``--no-peer``).
 
 Prints the headline figures, the per-group table and the risk-coverage table; with ``--output`` also
@@ -30,7 +31,7 @@ from typing import Sequence
 import pandas as pd
 
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
-from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_seed_ensemble_argument
+from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_deep_ensemble_argument
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.real_photos import evaluate_and_write, read_labels
 from nbhelpers.training.checkpoint import CheckpointError
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     add_detector_arguments(parser)
     add_peer_ensemble_argument(parser)
-    add_seed_ensemble_argument(parser)
+    add_deep_ensemble_argument(parser)
     parser.add_argument("--no-detect", action="store_true", help="skip face detection: the photos are face crops")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--audit", action="store_true",
@@ -85,12 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(note, file=sys.stderr)
         predictor = Predictor(checkpoint, arguments.device, detect=not arguments.no_detect,
                               detector=detector_from_arguments(arguments), peer_ensemble=arguments.peer_ensemble,
-                              seed_ensemble=arguments.seed_ensemble)
+                              deep_ensemble=arguments.deep_ensemble)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    if predictor.seed_note:
-        print(predictor.seed_note, file=sys.stderr)
+    if predictor.ensemble_note:
+        print(predictor.ensemble_note, file=sys.stderr)
     peer = None
     if not arguments.no_peer:
         from nbhelpers.models.peer import PeerGenderClassifier

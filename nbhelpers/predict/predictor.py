@@ -21,12 +21,14 @@ is always the model's evidence for the answer's class (``classify_explained``). 
 stays the run's, chosen on UTKFace validation for the model alone (the README gives what it keeps on the
 ensemble).
 
-**Seed ensemble.** By default (``seed_ensemble="auto"``) a black-box model recorded in a run index also averages
-in the runs of the same recipe trained with other seeds (``nbhelpers.training.runs.seed_siblings``; a deep
-ensemble, Lakshminarayanan et al., NeurIPS 2017; notebook 04 trains ``TRANSFER_SEEDS`` of them: one in the
-default profile, two in ``full``; measured in the README: +0.5 to +1.0 pp in-domain). Every member and the peer
-weigh the same (fixed in advance, not fitted); ``FaceResult.model_probabilities`` and every explanation stay
-those of the named checkpoint alone. ``"off"`` answers with that checkpoint (and the peer) only.
+**Deep ensemble.** By default (``deep_ensemble="auto"``) a black-box model recorded in a run index also averages
+in the other members of its deep ensemble (``nbhelpers.training.runs.ensemble_siblings``): the runs of the same
+recipe trained with other seeds (Lakshminarayanan et al., NeurIPS 2017) and with the context swap (notebook 04
+trains ``TRANSFER_SEEDS`` and ``TRANSFER_CONTEXT_SEEDS`` of them; the default profile trains one seed and no
+context run. Measured in the README, issue 21: a second seed adds +0.5 to +1.0 pp in-domain; a context-swap
+member instead narrows the female/male gap on real photos). Every member and the peer weigh the same (fixed in
+advance, not fitted); ``FaceResult.model_probabilities`` and every explanation stay those of the named
+checkpoint alone. ``"off"`` answers with that checkpoint (and the peer) only.
 
 The command line (``python -m nbhelpers.predict``), the evaluation command, the upload widget, the web
 page and the HTTP API are thin adapters over this class.
@@ -55,12 +57,12 @@ from nbhelpers.predict.faces import DetectedFace, FaceDetector, centre_crop
 from nbhelpers.predict.results import NO_FACE, FaceResult, PhotoResult
 from nbhelpers.training.checkpoint import CheckpointError
 from nbhelpers.training.result import TrainedModel
-from nbhelpers.training.runs import load_run, seed_siblings
+from nbhelpers.training.runs import load_run, ensemble_siblings
 from nbhelpers.utils.device import get_default_device
 from nbhelpers.utils.progress import progress_bar
 
 __all__ = ["Predictor", "ImageInput", "FLIP_TTA", "MIN_IMAGE_SIDE", "PERMISSIVE_SEARCHES", "PEER_ENSEMBLE",
-           "PEER_ENSEMBLE_MODES", "SEED_ENSEMBLE", "SEED_ENSEMBLE_MODES"]
+           "PEER_ENSEMBLE_MODES", "DEEP_ENSEMBLE", "DEEP_ENSEMBLE_MODES"]
 
 FLIP_TTA = True  # flip test-time augmentation (measured on the labelled real photos: see the README)
 # searches whose boxes are often not faces (on images without faces they return a box in 18 of 29; README):
@@ -68,8 +70,8 @@ FLIP_TTA = True  # flip test-time augmentation (measured on the labelled real ph
 PERMISSIVE_SEARCHES = frozenset({"hog-permissive", "haar"})
 PEER_ENSEMBLE = "auto"  # average a black box's probabilities with the dlib peer's (module docstring; README A/B)
 PEER_ENSEMBLE_MODES = ("auto", "on", "off")  # auto: black-box models only; on / off: always / never
-SEED_ENSEMBLE = "auto"  # average a black box with its recipe's other seeds (module docstring; README A/B)
-SEED_ENSEMBLE_MODES = ("auto", "off")  # auto: black-box models recorded in a run index; off: never
+DEEP_ENSEMBLE = "auto"  # average a black box with its deep ensemble's other members (module docstring; README A/B)
+DEEP_ENSEMBLE_MODES = ("auto", "off")  # auto: black-box models recorded in a run index; off: never
 MIN_IMAGE_SIDE = 16  # smaller images carry no usable face and give an error result
 ImageInput = Union[bytes, bytearray, str, os.PathLike, Image.Image, np.ndarray]
 
@@ -101,20 +103,20 @@ class Predictor:
     ``checkpoint``: a ``model.pt`` path or a ``TrainedModel``; ``detect=False`` skips detection (centre
     crops); ``uncertain_below`` overrides the run's abstention threshold (0: always answer; the run's own
     threshold was chosen on UTKFace validation for the model alone); ``peer_ensemble``: ``"auto"``, ``"on"`` or
-    ``"off"``, and ``seed_ensemble``: ``"auto"`` or ``"off"`` (module docstring). Raises ``CheckpointError``
-    (naming the file) for an unusable checkpoint or seed sibling, and ``ValueError`` for an unknown
-    ``peer_ensemble`` or ``seed_ensemble``, ``"on"`` with a model whose classes are not (female, male), an
-    unreadable run index beside the checkpoint, or a seed sibling whose classes or input size differ.
+    ``"off"``, and ``deep_ensemble``: ``"auto"`` or ``"off"`` (module docstring). Raises ``CheckpointError``
+    (naming the file) for an unusable checkpoint or ensemble sibling, and ``ValueError`` for an unknown
+    ``peer_ensemble`` or ``deep_ensemble``, ``"on"`` with a model whose classes are not (female, male), an
+    unreadable run index beside the checkpoint, or a ensemble sibling whose classes or input size differ.
     """
 
     def __init__(self, checkpoint: str | Path | TrainedModel, device: str | torch.device | None = None,
                  detect: bool = True, detector: FaceDetector | None = None,
                  uncertain_below: float | None = None, flip_tta: bool = FLIP_TTA,
-                 peer_ensemble: str = PEER_ENSEMBLE, seed_ensemble: str = SEED_ENSEMBLE) -> None:
+                 peer_ensemble: str = PEER_ENSEMBLE, deep_ensemble: str = DEEP_ENSEMBLE) -> None:
         if peer_ensemble not in PEER_ENSEMBLE_MODES:
             raise ValueError(f"peer_ensemble must be one of {PEER_ENSEMBLE_MODES}, got {peer_ensemble!r}")
-        if seed_ensemble not in SEED_ENSEMBLE_MODES:
-            raise ValueError(f"seed_ensemble must be one of {SEED_ENSEMBLE_MODES}, got {seed_ensemble!r}")
+        if deep_ensemble not in DEEP_ENSEMBLE_MODES:
+            raise ValueError(f"deep_ensemble must be one of {DEEP_ENSEMBLE_MODES}, got {deep_ensemble!r}")
         device = get_default_device(str(device) if device else None)
         self.trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_run(checkpoint, device)
         self.classes = list(self.spec.classes)
@@ -123,20 +125,21 @@ class Predictor:
         use_peer = peer_ensemble == "on" or (peer_ensemble == "auto" and tuple(self.classes) == tuple(GENDERS)
                                              and not is_bcos_model(self.trained.model))
         self.peer = PeerGenderClassifier() if use_peer else None
-        self.members = self._seed_members(device) if seed_ensemble == "auto" else []
+        self.members = self._ensemble_members(device) if deep_ensemble == "auto" else []
         self.flip_tta = flip_tta
         self.uncertain_below = float(self.spec.uncertain_below if uncertain_below is None else uncertain_below)
         self.detector = (detector or FaceDetector()) if detect else None
         self.chip_size = self.detector.chip_size if self.detector else FaceDetector().chip_size
 
-    def _seed_members(self, device: torch.device) -> list[TrainedModel]:
-        """The other seeds of a black-box checkpoint's recipe, loaded (none for a B-cos model or an unsaved one)."""
+    def _ensemble_members(self, device: torch.device) -> list[TrainedModel]:
+        """The other members of a black-box checkpoint's deep ensemble, loaded (none for a B-cos model or an unsaved
+        one)."""
         named = self.trained.checkpoint
         if is_bcos_model(self.trained.model) or named is None:
             return []
-        hint = "; pass --seed-ensemble off (seed_ensemble='off') to answer with the named run alone"
+        hint = "; pass --deep-ensemble off (deep_ensemble='off') to answer with the named run alone"
         try:
-            paths = seed_siblings(named)
+            paths = ensemble_siblings(named)
         except ValueError as error:
             raise ValueError(f"{error}{hint}") from None
         members = []
@@ -144,19 +147,19 @@ class Predictor:
             try:
                 member = load_run(path, device)
             except CheckpointError as error:
-                raise CheckpointError(f"seed sibling of {named}: {error}{hint}") from None
+                raise CheckpointError(f"ensemble sibling of {named}: {error}{hint}") from None
             if list(member.spec.classes) != self.classes or member.spec.input_size != self.spec.input_size:
-                raise ValueError(f"{path}: seed sibling of {named} has other classes or input size "
+                raise ValueError(f"{path}: ensemble sibling of {named} has other classes or input size "
                                  f"({list(member.spec.classes)}, {member.spec.input_size} px){hint}")
             members.append(member)
         return members
 
     @property
-    def seed_note(self) -> str:
-        """One line naming the seed siblings averaged in (empty without any), for the front ends' stderr."""
+    def ensemble_note(self) -> str:
+        """One line naming the ensemble siblings averaged in (empty without any), for the front ends' stderr."""
         if not self.members:
             return ""
-        return "seed ensemble: also averaging " + ", ".join(str(member.checkpoint) for member in self.members)
+        return "deep ensemble: also averaging " + ", ".join(str(member.checkpoint) for member in self.members)
 
     @property
     def spec(self) -> RunSpec:
@@ -184,12 +187,12 @@ class Predictor:
 
     @property
     def answer_source(self) -> str:
-        """Who answers, in words: the model's name (with its number of seeds), plus the peer when it is on."""
-        model = f"{self.spec.model} x{1 + len(self.members)} seeds" if self.members else self.spec.model
+        """Who answers, in words: the model's name (with its number of ensemble runs), plus the peer when it is on."""
+        model = f"{self.spec.model} x{1 + len(self.members)} runs" if self.members else self.spec.model
         return f"{model} + dlib peer (mean)" if self.peer is not None else model
 
     def classify(self, chips: np.ndarray, explain: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """uint8 faces (N, H, W, 3) -> probabilities (N, classes) (the ensemble's when seeds or the peer join) and, with
+        """uint8 faces (N, H, W, 3) -> probabilities (N, classes) (the ensemble's when other runs or the peer join) and, with
         ``explain`` (an explainer name, e.g. ``"bcos"``, ``"gradcam"``), float32 maps (N, size, size) of the
         model's evidence for the answer's class. Raises ``ValueError`` for a method that does not apply to
         the model (``bcos`` on a black-box model)."""
@@ -198,7 +201,7 @@ class Predictor:
 
     def ensemble(self, chips: np.ndarray, model_probabilities: np.ndarray) -> np.ndarray:
         """The answer's probabilities (N, classes) float32: the model's own, or the equal-weight mean of those,
-        the seed members' (flip-averaged like the model's) and the peer's on the same uint8 chips (N, H, W, 3)."""
+        the ensemble members' (flip-averaged like the model's) and the peer's on the same uint8 chips (N, H, W, 3)."""
         if (self.peer is None and not self.members) or len(chips) == 0:
             return model_probabilities
         votes = [model_probabilities]
@@ -217,7 +220,7 @@ class Predictor:
         forward and backward pass); None for every other method.
 
         The maps explain the model's evidence for the *answer's* class (the argmax of the answer's
-        probabilities: flip-averaged, with the seeds and the peer when they join), so a map always shows the
+        probabilities: flip-averaged, with the other runs and the peer when they join), so a map always shows the
         evidence for the label it is shown with, even where the model alone leans the other way."""
         if len(chips) == 0:
             empty = np.zeros((0, len(self.classes)), dtype=np.float32)

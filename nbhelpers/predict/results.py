@@ -33,7 +33,7 @@ class FaceResult:
     (``nbhelpers.explain.bcos.colour_explanation``; not serialised); ``explanation_file``: where a front end
     wrote the rendered explanation (``nbhelpers.predict.explanation_images``); ``model_probabilities``: the
     named model's own probabilities when the answer is an ensemble's (``Predictor``'s ``peer_ensemble`` and
-    ``seed_ensemble``; None when the model answers alone); the explanation map is still the model's evidence
+    ``deep_ensemble``; None when the model answers alone); the explanation map is still the model's evidence
     for ``predicted``.
     """
 
@@ -63,7 +63,7 @@ class FaceResult:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-compatible fields (no arrays): box, label, predicted, uncertain, probabilities, detector, and
-        ``model_probabilities`` when an ensemble (the seeds, the peer) answered."""
+        ``model_probabilities`` when an ensemble (other runs, the peer) answered."""
         data = {"box": [int(value) for value in self.box], "label": self.label, "predicted": self.predicted,
                 "uncertain": self.uncertain, "probabilities": {name: float(p) for name, p in self.probabilities.items()},
                 "detector": self.detector}

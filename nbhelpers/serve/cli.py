@@ -16,7 +16,7 @@ import torch
 
 from nbhelpers.explain.explainers import explainer_supports, list_explainers
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
-from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_seed_ensemble_argument
+from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_deep_ensemble_argument
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.serve.app import DEFAULT_MAX_UPLOAD_BYTES, create_app
 from nbhelpers.training.checkpoint import CheckpointError
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="answer 'uncertain' below this confidence (default: the run's threshold; 0: always answer)")
     add_detector_arguments(parser)
     add_peer_ensemble_argument(parser)
-    add_seed_ensemble_argument(parser)
+    add_deep_ensemble_argument(parser)
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
@@ -63,15 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         predictor = Predictor(arguments.checkpoint, arguments.device, detect=not arguments.no_detect,
                               uncertain_below=arguments.uncertain_below,
                               detector=detector_from_arguments(arguments), peer_ensemble=arguments.peer_ensemble,
-                              seed_ensemble=arguments.seed_ensemble)
+                              deep_ensemble=arguments.deep_ensemble)
     except CheckpointError as error:
         print(f"error: cannot use checkpoint: {' '.join(str(error).splitlines())}", file=sys.stderr)
         return 2
     except ValueError as error:  # e.g. --peer-ensemble on with a model whose classes are not female, male
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    if predictor.seed_note:
-        print(predictor.seed_note, file=sys.stderr)
+    if predictor.ensemble_note:
+        print(predictor.ensemble_note, file=sys.stderr)
     app = create_app(predictor, max_upload_bytes, supported_explainers(predictor.trained.model))
     print(f"serving {predictor.answer_source} ({arguments.checkpoint}) on http://{arguments.host}:{arguments.port}/ "
           f"(API docs: /docs)", file=sys.stderr, flush=True)

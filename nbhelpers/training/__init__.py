@@ -52,8 +52,10 @@ from nbhelpers.training.runs import (
     split_faces,
     reference_gap,
     checkpoint_or_default,
-    seed_siblings,
+    ensemble_siblings,
     RECIPE_EXCLUDES,
+    ENSEMBLE_AUGMENTATIONS,
+    ensemble_recipes,
 )
 
 __all__ = [
@@ -114,6 +116,8 @@ __all__ = [
     "split_faces",
     "reference_gap",
     "checkpoint_or_default",
-    "seed_siblings",
+    "ensemble_siblings",
     "RECIPE_EXCLUDES",
+    "ENSEMBLE_AUGMENTATIONS",
+    "ensemble_recipes",
 ]

@@ -1,9 +1,9 @@
 """The suite's model against the dlib-models peer (``nbhelpers.models.peer.PeerGenderClassifier``) on the
 same faces: accuracy, per-class and balanced accuracy of both, and the paired right / wrong counts
 (which images only one of them gets right), the table of notebook 04 and ``benchmarks/bench_peer.py``. With
-runs of the same recipe trained with other seeds (``members``), "ours" is their seed ensemble (a deep ensemble:
-Lakshminarayanan et al., NeurIPS 2017), averaged with the peer as the prediction path does: every vote weighs
-the same.
+runs of the same recipe trained with other seeds or the context swap (``members``), "ours" is their deep ensemble
+(Lakshminarayanan et al., NeurIPS 2017; ``nbhelpers.training.runs.ensemble_siblings``), averaged with the peer as
+the prediction path does: every vote weighs the same.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def compare_with_peer(labels: np.ndarray, ours: np.ndarray, peer: np.ndarray,
     peer ensemble, ``nbhelpers.predict.predictor``), and the paired disagreement counts.
 
     ``labels`` (N,) class indices; ``ours`` and ``peer`` (N, classes) probabilities; ``peer_weight``: the peer's
-    weight in the mean (0.5: equal weights; 1 / (k + 1) when ``ours`` is the mean of k seeds). Returns a table
+    weight in the mean (0.5: equal weights; 1 / (k + 1) when ``ours`` is the mean of k runs). Returns a table
     with one row per name and a third, ``<first> + <second> (mean)``, and the counts ``both right``,
     ``only <first> right``, ``only <second> right``, ``both wrong``. Raises ``ValueError`` when the two
     probability arrays differ in shape.
@@ -55,8 +55,8 @@ def compare_run_with_peer(trained: Any, split: str = "test", peer: PeerGenderCla
                           members: Sequence[Any] = ()) -> tuple[pd.DataFrame, dict[str, int]]:
     """Compare a ``run_training`` result (``TrainingResult``) with the peer on the same ``split`` images.
 
-    ``members``: results of the same recipe with other seeds. Then the table starts with one row per seed (named
-    by its run id), and "ours" is their mean (``<model> x<k> seeds``), averaged with the peer with
+    ``members``: results of the same recipe with other seeds or the context swap. Then the table starts with one
+    row per run (named by its run id), and "ours" is their mean (``<model> x<k> runs``), averaged with the peer with
     equal weights per vote (the peer weighs 1 / (k + 1)). Raises ``ValueError`` when a member was evaluated on
     other images."""
     predictions = trained.predictions[split]
@@ -68,8 +68,8 @@ def compare_run_with_peer(trained: Any, split: str = "test", peer: PeerGenderCla
     for member in members:
         if not np.array_equal(member.predictions[split].rows, predictions.rows):
             raise ValueError(f"{member.trained.run_id}: evaluated on other {split} images than {trained.trained.run_id}")
-    seeds = np.mean([run.predictions[split].probabilities for run in runs], axis=0)
-    table, paired = compare_with_peer(predictions.labels, seeds, peer_probabilities,
-                                      (f"{trained.name} x{len(runs)} seeds", "dlib peer (32 px)"), 1 / (len(runs) + 1))
+    mean = np.mean([run.predictions[split].probabilities for run in runs], axis=0)
+    table, paired = compare_with_peer(predictions.labels, mean, peer_probabilities,
+                                      (f"{trained.name} x{len(runs)} runs", "dlib peer (32 px)"), 1 / (len(runs) + 1))
     rows = {run.trained.run_id or run.name: _row(predictions.labels, run.predictions[split].probabilities) for run in runs}
     return pd.concat([pd.DataFrame(rows).T, table]), paired

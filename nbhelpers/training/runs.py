@@ -11,9 +11,12 @@ upload page, the model card) uses when no run is named: the newest plain run of 
 ``DEFAULT_MODELS`` whose test accuracy is within ``DEFAULT_ACCURACY_TOLERANCE`` of the best of them (the
 exact explanation may cost at most that much accuracy), else the newest plain run of any model.
 
-``seed_siblings`` finds the runs of the same recipe trained with other seeds (a deep ensemble: Lakshminarayanan,
-Pritzel and Blundell, "Simple and Scalable Predictive Uncertainty Estimation using Deep Ensembles", NeurIPS 2017),
-which the prediction path averages for black-box models.
+``ensemble_siblings`` finds the other members of a run's deep ensemble, which the prediction path averages for
+black-box models: the runs of the same recipe trained with other seeds (Lakshminarayanan, Pritzel and Blundell,
+"Simple and Scalable Predictive Uncertainty Estimation using Deep Ensembles", NeurIPS 2017) and with the context
+swap (``ENSEMBLE_AUGMENTATIONS``; members that differ in their augmentation as well as their seed, as in the
+hyper-deep ensembles of Wenzel, Snoek, Tran and Jenatton, "Hyperparameter Ensembles for Robustness and
+Uncertainty Quantification", NeurIPS 2020; measured on real photos in the README, issue 21).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from nbhelpers.utils.device import get_default_device
 
 __all__ = ["INDEX_NAME", "DEFAULT_MODELS", "DEFAULT_ACCURACY_TOLERANCE", "read_index", "record_run", "find_run", "default_run", "trained_checkpoints",
            "load_run", "load_trained_models", "split_faces", "reference_gap", "checkpoint_or_default",
-           "seed_siblings", "RECIPE_EXCLUDES"]
+           "ensemble_siblings", "RECIPE_EXCLUDES",
+           "ENSEMBLE_AUGMENTATIONS", "ensemble_recipes"]
 
 INDEX_NAME = "runs.json"
 # the suite's default model, in order of preference: the inherently interpretable B-cos EfficientNet-Lite0,
@@ -160,17 +164,24 @@ def reference_gap(checkpoint_dir: str | Path, reference_model: str, accuracy: fl
 
 
 RECIPE_EXCLUDES = ("seed", "checkpoint_dir", "data_dir", "device")  # settings that do not change what is learned
+# augmentations whose runs of one recipe join one another's deep ensemble: none, and the context swap
+# (nbhelpers.data.context_swap), whose member narrows the female/male gap on real photos (README, issue 21)
+ENSEMBLE_AUGMENTATIONS = ("", "context")
 
 
 def _recipe(config: dict[str, Any], index: Path) -> dict[str, Any]:
     """A recorded run's settings in ``run_settings``' canonical form (``TrainConfig``'s defaults for fields
-    recorded before they existed) without ``RECIPE_EXCLUDES``: equal for the seeds of one recipe.
-    ``ValueError`` naming the index for settings ``TrainConfig`` does not accept."""
+    recorded before they existed) without ``RECIPE_EXCLUDES``, and without the augmentation when it is one of
+    ``ENSEMBLE_AUGMENTATIONS``: equal for the members of one deep ensemble. ``ValueError`` naming the index for
+    settings ``TrainConfig`` does not accept."""
     try:
-        return run_settings(TrainConfig(**config), without=RECIPE_EXCLUDES)
+        settings = run_settings(TrainConfig(**config), without=RECIPE_EXCLUDES)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{index}: run settings {config.get('model', '?')!r} seed {config.get('seed', 0)} are not "
                          f"valid TrainConfig settings ({error})") from None
+    if settings.get("augment", "") in ENSEMBLE_AUGMENTATIONS:
+        settings.pop("augment", None)
+    return settings
 
 
 def _plain_runs_with_config(index: Path) -> list[dict[str, Any]]:
@@ -194,24 +205,51 @@ def _plain_runs_with_config(index: Path) -> list[dict[str, Any]]:
     return plain
 
 
-def seed_siblings(checkpoint: str | Path) -> list[Path]:
-    """Checkpoints of the other seeds of ``checkpoint``'s recipe: the plain runs recorded in the run index of
-    its checkpoint folder (``<checkpoint_dir>/<run folder>/model.pt``) whose settings equal its own apart from
-    ``RECIPE_EXCLUDES`` (the seed, the folders and the device), the newest per other seed, files that exist
-    only, in seed order. Empty when the checkpoint is not recorded in an index there (a file passed by hand),
-    when its settings were not recorded, or when no other seed was trained. Raises ``ValueError`` naming the
-    index for an unreadable index or a malformed entry."""
+def ensemble_siblings(checkpoint: str | Path) -> list[Path]:
+    """Checkpoints of the other members of ``checkpoint``'s deep ensemble: the plain runs recorded in the run
+    index of its checkpoint folder (``<checkpoint_dir>/<run folder>/model.pt``) whose settings equal its own
+    apart from ``RECIPE_EXCLUDES`` (the seed, the folders and the device) and from an augmentation in
+    ``ENSEMBLE_AUGMENTATIONS``; the newest per (augmentation, seed), files that exist only, the plain seeds
+    first and then the context-swap runs, each in seed order. Empty when the checkpoint is not recorded in an
+    index there (a file passed by hand), when its settings were not recorded, or when no other member was
+    trained. Raises ``ValueError`` naming the index for an unreadable index or a malformed entry."""
     checkpoint = Path(checkpoint).absolute()  # not resolved: a model.pt linked into a blob store stays in its folder
     checkpoint_dir = checkpoint.parent.parent
-    runs = _plain_runs_with_config(checkpoint_dir / INDEX_NAME)
+    index = checkpoint_dir / INDEX_NAME
+    runs = _plain_runs_with_config(index)
     own = [run for run in runs if (checkpoint_dir / run["checkpoint"]).resolve() == checkpoint.resolve()]
     if not own:
         return []
-    recipe = _recipe(own[-1]["config"], checkpoint_dir / INDEX_NAME)
-    by_seed: dict[int, Path] = {}
-    for run in runs:  # oldest first: a newer run of a seed replaces an older one
+    recipe = _recipe(own[-1]["config"], index)
+    members: dict[tuple[str, int], Path] = {}
+    for run in runs:  # oldest first: a newer run of a member replaces an older one
         path = (checkpoint_dir / run["checkpoint"]).absolute()
-        if path.is_file() and _recipe(run["config"], checkpoint_dir / INDEX_NAME) == recipe:
-            by_seed[run["config"].get("seed", 0)] = path
-    own_seed = own[-1]["config"].get("seed", 0)
-    return [path for seed, path in sorted(by_seed.items()) if seed != own_seed]
+        if path.is_file() and _recipe(run["config"], index) == recipe:
+            members[_member_key(run["config"])] = path
+    own_key = _member_key(own[-1]["config"])
+    return [path for key, path in sorted(members.items()) if key != own_key]
+
+
+def _member_key(config: dict[str, Any]) -> tuple[str, int]:
+    """(augmentation, seed) of a recorded run: one member of a deep ensemble per key."""
+    return config.get("augment", "") or "", config.get("seed", 0)
+
+
+def ensemble_recipes(seed: int, seeds: int = 1, context_seeds: int = 0, augment: str = "") -> list[dict[str, Any]]:
+    """The ``TrainConfig`` overrides (``seed``, ``augment``) of the runs of one deep ensemble, in training order:
+    the other seeds ``seed + 1, ..., seed + seeds - 1`` with ``augment``, then ``context_seeds`` context-swap runs
+    (seeds ``seed, seed + 1, ...``), and ``seed`` with ``augment`` last, so the newest run, the one later
+    notebooks and the prediction path name, is ``seed``'s. Raises ``ValueError`` for ``seeds`` below 1, a
+    negative ``context_seeds``, or context-swap runs beside an ``augment`` outside ``ENSEMBLE_AUGMENTATIONS``
+    (they would not be members of its ensemble)."""
+    if seeds < 1 or context_seeds < 0:
+        raise ValueError(f"an ensemble needs at least 1 seed and no negative count of context-swap runs, got "
+                         f"seeds={seeds}, context_seeds={context_seeds}")
+    if context_seeds and augment not in ENSEMBLE_AUGMENTATIONS:
+        raise ValueError(f"context-swap runs join only an ensemble whose augmentation is one of "
+                         f"{ENSEMBLE_AUGMENTATIONS}, not {augment!r}")
+    others = [{"seed": seed + offset, "augment": augment} for offset in range(1, seeds)]
+    context = [{"seed": seed + offset, "augment": "context"} for offset in range(context_seeds)]
+    if augment == "context":  # the named run is itself a context-swap run: its seed is not trained twice
+        context = [{"seed": seed + offset, "augment": "context"} for offset in range(seeds, seeds + context_seeds)]
+    return [*others, *context, {"seed": seed, "augment": augment}]
