@@ -95,7 +95,7 @@ def photo_evaluator(photos: str, device: str, bootstrap: int, peer_ensemble: str
     def evaluate(trained: Mapping[str, Any]) -> dict[str, Any]:
         start = time.perf_counter()
         predictor = Predictor(trained["checkpoint"], device or None, detector=detector, peer_ensemble=peer_ensemble,
-                              deep_ensemble="off")
+                              deep_ensemble="off", descriptor_probe="off")
         frame = evaluate_photos(predictor, labels, photos, progress=False)
         summary = evaluation_summary(frame, accuracy_table(frame, bootstrap), risk_coverage(frame))
         read = frame[frame["error"] == ""]

@@ -44,7 +44,8 @@ def main() -> None:
     for threshold in map(float, arguments.thresholds.split(",")):
         for flip in (False, True):
             predictor = Predictor(arguments.checkpoint, "cpu", detector=FaceDetector(threshold=threshold), flip_tta=flip,
-                                  peer_ensemble="off", deep_ensemble="off")
+                                  peer_ensemble="off", deep_ensemble="off",
+                                  descriptor_probe="off")
             rows.append({"hog_threshold": threshold, "flip_tta": flip, **measure(predictor, labels, arguments.photos)})
             print(rows[-1], flush=True)
     with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):

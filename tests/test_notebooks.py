@@ -75,6 +75,8 @@ def test_training_notebooks_record_runs(smoke_run, smoke_data_is_real):
                                                        for key in (("", 1), ("context", 0))]
     deep = summary["04_resnet18_finetune"]["deep_ensemble"]
     assert deep["images"] == runs["efficientnet_lite0"]["test_count"] and 0 <= deep["accuracy"] <= 1
+    probe = summary["04_resnet18_finetune"]["descriptor_probe"]  # DESCRIPTOR_PROBE_FACES = 40
+    assert probe["training_faces"] == 40 and probe["images"] == deep["images"] and 0 <= probe["accuracy"] <= 1
     peer = summary["04_resnet18_finetune"]["dlib_peer"]
     assert 0 <= peer["accuracy"] <= 1 and peer["images"] > 0
     if smoke_data_is_real:  # on drawn fixture faces the peer (trained on real photos) has nothing real to go on
@@ -130,6 +132,7 @@ def test_predict_notebook_outputs(smoke_run, smoke_data_is_real):
         assert {"all", "age_group"} <= set(groups["grouping"]) and {"ours", "dlib peer"} <= set(groups["model"])
         ensemble = "dlib peer" in summary["answer"]  # a black-box default answers with the peer
         assert ensemble == ("efficientnet_lite0 x3 runs" in summary["answer"])  # and with all three runs of notebook 04
+        assert ensemble == ("descriptor probe" in summary["answer"])  # and the probe notebook 04 fitted
         assert ("model alone" in set(groups["model"])) == ensemble == ("model_alone_accuracy" in real)
     page = (base / "reports" / "08_predict.html").read_text()
     assert "not_an_image.jpg" in page and "not an image file" in page and 'class="explanation"' in page

@@ -62,6 +62,14 @@ from nbhelpers.models.efficientnet_scaling import (
     stride16_block_index,
     lite_weights_path,
 )
+from nbhelpers.models.face_descriptor import (
+    DESCRIPTOR_SIZE,
+    CHIP_FACE_BOX,
+    DescriptorProbe,
+    descriptor_model_path,
+    describe_faces,
+    describe_chips,
+)
 from nbhelpers.models.factories import simple_cnn, resnet9, resnet18, resnet50, load_pretrained, resnet_stages
 from nbhelpers.models.inference import class_probabilities, flip_averaged_probabilities
 from nbhelpers.models.peer import PeerGenderClassifier, peer_model_files
@@ -132,6 +140,12 @@ __all__ = [
     "scaled_stages",
     "stride16_block_index",
     "lite_weights_path",
+    "DESCRIPTOR_SIZE",
+    "CHIP_FACE_BOX",
+    "DescriptorProbe",
+    "descriptor_model_path",
+    "describe_faces",
+    "describe_chips",
     "simple_cnn",
     "resnet9",
     "resnet18",

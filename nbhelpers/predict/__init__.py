@@ -5,7 +5,12 @@ diagnosis of real-photo errors.
 Every name of its modules' ``__all__`` is imported here (a test checks the two agree).
 """
 
-from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_deep_ensemble_argument
+from nbhelpers.predict.ensemble_arguments import (
+    add_peer_ensemble_argument,
+    add_deep_ensemble_argument,
+    add_descriptor_probe_argument,
+)
+from nbhelpers.predict.ensemble_members import load_ensemble_members, find_descriptor_probe
 from nbhelpers.predict.explanation_images import (
     BACKDROP,
     bcos_image,
@@ -38,6 +43,8 @@ from nbhelpers.predict.predictor import (
     PEER_ENSEMBLE_MODES,
     DEEP_ENSEMBLE,
     DEEP_ENSEMBLE_MODES,
+    DESCRIPTOR_PROBE,
+    DESCRIPTOR_PROBE_MODES,
 )
 from nbhelpers.predict.real_photo_diagnosis import (
     REAL_SOURCE,
@@ -102,6 +109,9 @@ from nbhelpers.predict.wide_photos import wide_photo, example_uploads, wide_phot
 __all__ = [
     "add_peer_ensemble_argument",
     "add_deep_ensemble_argument",
+    "add_descriptor_probe_argument",
+    "load_ensemble_members",
+    "find_descriptor_probe",
     "BACKDROP",
     "bcos_image",
     "heat_image",
@@ -129,6 +139,8 @@ __all__ = [
     "PEER_ENSEMBLE_MODES",
     "DEEP_ENSEMBLE",
     "DEEP_ENSEMBLE_MODES",
+    "DESCRIPTOR_PROBE",
+    "DESCRIPTOR_PROBE_MODES",
     "REAL_SOURCE",
     "REFERENCE_SOURCE",
     "AREA_EXPLANATION",

@@ -50,7 +50,8 @@ from nbhelpers.data.images import scan_image_folder
 from nbhelpers.explain.explainers import explainer_supports, list_explainers
 from nbhelpers.predict.explanation_images import write_explanation_image
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
-from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_deep_ensemble_argument
+from nbhelpers.predict.ensemble_arguments import (add_deep_ensemble_argument, add_descriptor_probe_argument,
+                                                  add_peer_ensemble_argument)
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.results import PhotoResult
 from nbhelpers.training.checkpoint import CheckpointError
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_detector_arguments(parser)
     add_peer_ensemble_argument(parser)
     add_deep_ensemble_argument(parser)
+    add_descriptor_probe_argument(parser)
     parser.add_argument("--batch-size", type=int, default=64, help="faces per forward pass")
     parser.add_argument("--no-detect", action="store_true", help="skip face detection; use centre crops")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -149,7 +151,8 @@ def _predictor(arguments: argparse.Namespace) -> Predictor:
         predictor = Predictor(checkpoint, arguments.device, detect=not arguments.no_detect,
                               uncertain_below=arguments.uncertain_below, detector=detector_from_arguments(arguments),
                               peer_ensemble=arguments.peer_ensemble,
-                              deep_ensemble=arguments.deep_ensemble)
+                              deep_ensemble=arguments.deep_ensemble,
+                              descriptor_probe=arguments.descriptor_probe)
     except CheckpointError as error:
         raise _UsageError(f"cannot use checkpoint: {error}") from None
     except (FileNotFoundError, ValueError) as error:  # no run recorded, or an unreadable run index

@@ -1,13 +1,14 @@
 """The ensemble flags shared by the prediction, evaluation and serving commands (``nbhelpers.predict.predictor``
-documents the peer ensemble and the deep ensemble they switch)."""
+documents the peer ensemble, the deep ensemble and the descriptor probe they switch)."""
 
 from __future__ import annotations
 
 import argparse
 
-from nbhelpers.predict.predictor import PEER_ENSEMBLE, PEER_ENSEMBLE_MODES, DEEP_ENSEMBLE, DEEP_ENSEMBLE_MODES
+from nbhelpers.predict.predictor import (DEEP_ENSEMBLE, DEEP_ENSEMBLE_MODES, DESCRIPTOR_PROBE, DESCRIPTOR_PROBE_MODES,
+                                        PEER_ENSEMBLE, PEER_ENSEMBLE_MODES)
 
-__all__ = ["add_peer_ensemble_argument", "add_deep_ensemble_argument"]
+__all__ = ["add_peer_ensemble_argument", "add_deep_ensemble_argument", "add_descriptor_probe_argument"]
 
 
 def add_peer_ensemble_argument(parser: argparse.ArgumentParser) -> None:
@@ -23,3 +24,10 @@ def add_deep_ensemble_argument(parser: argparse.ArgumentParser) -> None:
                         help="average a black-box model with the runs of its recipe trained with other seeds or the "
                              "context swap, found "
                              "in its run index (auto), or not (off; default: %(default)s)")
+
+
+def add_descriptor_probe_argument(parser: argparse.ArgumentParser) -> None:
+    """``--descriptor-probe auto|off`` of the prediction, evaluation and serving commands."""
+    parser.add_argument("--descriptor-probe", choices=DESCRIPTOR_PROBE_MODES, default=DESCRIPTOR_PROBE,
+                        help="average a black-box model with the face-descriptor probe saved in its checkpoint folder "
+                             "(auto), or not (off; default: %(default)s)")

@@ -31,7 +31,8 @@ from typing import Sequence
 import pandas as pd
 
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
-from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_deep_ensemble_argument
+from nbhelpers.predict.ensemble_arguments import (add_deep_ensemble_argument, add_descriptor_probe_argument,
+                                                  add_peer_ensemble_argument)
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.predict.real_photos import evaluate_and_write, read_labels
 from nbhelpers.training.checkpoint import CheckpointError
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_detector_arguments(parser)
     add_peer_ensemble_argument(parser)
     add_deep_ensemble_argument(parser)
+    add_descriptor_probe_argument(parser)
     parser.add_argument("--no-detect", action="store_true", help="skip face detection: the photos are face crops")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--audit", action="store_true",
@@ -86,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(note, file=sys.stderr)
         predictor = Predictor(checkpoint, arguments.device, detect=not arguments.no_detect,
                               detector=detector_from_arguments(arguments), peer_ensemble=arguments.peer_ensemble,
-                              deep_ensemble=arguments.deep_ensemble)
+                              deep_ensemble=arguments.deep_ensemble,
+                              descriptor_probe=arguments.descriptor_probe)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2

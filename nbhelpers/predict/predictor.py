@@ -30,6 +30,11 @@ member instead narrows the female/male gap on real photos). Every member and the
 advance, not fitted); ``FaceResult.model_probabilities`` and every explanation stay those of the named
 checkpoint alone. ``"off"`` answers with that checkpoint (and the peer) only.
 
+**Face-descriptor probe.** When the run's checkpoint folder holds one (``nbhelpers.training.face_probe``;
+notebook 04's ``DESCRIPTOR_PROBE_FACES``), ``descriptor_probe="auto"`` adds it to a black-box model's votes,
+with the same weight: a linear probe on dlib's face-recognition descriptor of each face, taken from the photo
+around the detected box (``nbhelpers.models.face_descriptor``; README, sixth session). ``"off"`` leaves it out.
+
 The command line (``python -m nbhelpers.predict``), the evaluation command, the upload widget, the web
 page and the HTTP API are thin adapters over this class.
 """
@@ -53,16 +58,18 @@ from nbhelpers.explain.explainers import create_explainer
 from nbhelpers.data.manifest import GENDERS
 from nbhelpers.models import RunSpec, flip_averaged_probabilities
 from nbhelpers.models.peer import PeerGenderClassifier
+from nbhelpers.models.face_descriptor import describe_chips, describe_faces
+from nbhelpers.predict.ensemble_members import find_descriptor_probe, load_ensemble_members
 from nbhelpers.predict.faces import DetectedFace, FaceDetector, centre_crop
 from nbhelpers.predict.results import NO_FACE, FaceResult, PhotoResult
-from nbhelpers.training.checkpoint import CheckpointError
 from nbhelpers.training.result import TrainedModel
-from nbhelpers.training.runs import load_run, ensemble_siblings
+from nbhelpers.training.runs import load_run
 from nbhelpers.utils.device import get_default_device
 from nbhelpers.utils.progress import progress_bar
 
 __all__ = ["Predictor", "ImageInput", "FLIP_TTA", "MIN_IMAGE_SIDE", "PERMISSIVE_SEARCHES", "PEER_ENSEMBLE",
-           "PEER_ENSEMBLE_MODES", "DEEP_ENSEMBLE", "DEEP_ENSEMBLE_MODES"]
+           "PEER_ENSEMBLE_MODES", "DEEP_ENSEMBLE", "DEEP_ENSEMBLE_MODES",
+           "DESCRIPTOR_PROBE", "DESCRIPTOR_PROBE_MODES"]
 
 FLIP_TTA = True  # flip test-time augmentation (measured on the labelled real photos: see the README)
 # searches whose boxes are often not faces (on images without faces they return a box in 18 of 29; README):
@@ -72,6 +79,8 @@ PEER_ENSEMBLE = "auto"  # average a black box's probabilities with the dlib peer
 PEER_ENSEMBLE_MODES = ("auto", "on", "off")  # auto: black-box models only; on / off: always / never
 DEEP_ENSEMBLE = "auto"  # average a black box with its deep ensemble's other members (module docstring; README A/B)
 DEEP_ENSEMBLE_MODES = ("auto", "off")  # auto: black-box models recorded in a run index; off: never
+DESCRIPTOR_PROBE = "auto"  # average in the face-descriptor probe saved beside the run (module docstring)
+DESCRIPTOR_PROBE_MODES = ("auto", "off")  # auto: black-box models whose checkpoint folder holds one; off: never
 MIN_IMAGE_SIDE = 16  # smaller images carry no usable face and give an error result
 ImageInput = Union[bytes, bytearray, str, os.PathLike, Image.Image, np.ndarray]
 
@@ -82,6 +91,7 @@ class _Found:
 
     result: PhotoResult
     faces: list[DetectedFace] = field(default_factory=list)
+    descriptors: np.ndarray | None = None  # float32 (faces, 128) for the descriptor probe, from the photo
 
 
 def _decode(name: str, image: ImageInput) -> tuple[Image.Image, tuple[str, ...]]:
@@ -103,20 +113,24 @@ class Predictor:
     ``checkpoint``: a ``model.pt`` path or a ``TrainedModel``; ``detect=False`` skips detection (centre
     crops); ``uncertain_below`` overrides the run's abstention threshold (0: always answer; the run's own
     threshold was chosen on UTKFace validation for the model alone); ``peer_ensemble``: ``"auto"``, ``"on"`` or
-    ``"off"``, and ``deep_ensemble``: ``"auto"`` or ``"off"`` (module docstring). Raises ``CheckpointError``
-    (naming the file) for an unusable checkpoint or ensemble sibling, and ``ValueError`` for an unknown
-    ``peer_ensemble`` or ``deep_ensemble``, ``"on"`` with a model whose classes are not (female, male), an
-    unreadable run index beside the checkpoint, or a ensemble sibling whose classes or input size differ.
+    ``"off"``, and ``deep_ensemble`` and ``descriptor_probe``: ``"auto"`` or ``"off"`` (module docstring).
+    Raises ``CheckpointError`` (naming the file) for an unusable checkpoint or ensemble sibling, and
+    ``ValueError`` for an unknown mode, ``"on"`` with a model whose classes are not (female, male), an
+    unreadable run index or probe file beside the checkpoint, or an ensemble sibling whose classes or input
+    size differ.
     """
 
     def __init__(self, checkpoint: str | Path | TrainedModel, device: str | torch.device | None = None,
                  detect: bool = True, detector: FaceDetector | None = None,
                  uncertain_below: float | None = None, flip_tta: bool = FLIP_TTA,
-                 peer_ensemble: str = PEER_ENSEMBLE, deep_ensemble: str = DEEP_ENSEMBLE) -> None:
+                 peer_ensemble: str = PEER_ENSEMBLE, deep_ensemble: str = DEEP_ENSEMBLE,
+                 descriptor_probe: str = DESCRIPTOR_PROBE) -> None:
         if peer_ensemble not in PEER_ENSEMBLE_MODES:
             raise ValueError(f"peer_ensemble must be one of {PEER_ENSEMBLE_MODES}, got {peer_ensemble!r}")
         if deep_ensemble not in DEEP_ENSEMBLE_MODES:
             raise ValueError(f"deep_ensemble must be one of {DEEP_ENSEMBLE_MODES}, got {deep_ensemble!r}")
+        if descriptor_probe not in DESCRIPTOR_PROBE_MODES:
+            raise ValueError(f"descriptor_probe must be one of {DESCRIPTOR_PROBE_MODES}, got {descriptor_probe!r}")
         device = get_default_device(str(device) if device else None)
         self.trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_run(checkpoint, device)
         self.classes = list(self.spec.classes)
@@ -125,34 +139,13 @@ class Predictor:
         use_peer = peer_ensemble == "on" or (peer_ensemble == "auto" and tuple(self.classes) == tuple(GENDERS)
                                              and not is_bcos_model(self.trained.model))
         self.peer = PeerGenderClassifier() if use_peer else None
-        self.members = self._ensemble_members(device) if deep_ensemble == "auto" else []
+        self.members = load_ensemble_members(self.trained, device) if deep_ensemble == "auto" else []
+        probe = find_descriptor_probe(self.trained) if descriptor_probe == "auto" else None
+        self.probe = probe if probe is not None and list(probe.classes) == self.classes else None
         self.flip_tta = flip_tta
         self.uncertain_below = float(self.spec.uncertain_below if uncertain_below is None else uncertain_below)
         self.detector = (detector or FaceDetector()) if detect else None
         self.chip_size = self.detector.chip_size if self.detector else FaceDetector().chip_size
-
-    def _ensemble_members(self, device: torch.device) -> list[TrainedModel]:
-        """The other members of a black-box checkpoint's deep ensemble, loaded (none for a B-cos model or an unsaved
-        one)."""
-        named = self.trained.checkpoint
-        if is_bcos_model(self.trained.model) or named is None:
-            return []
-        hint = "; pass --deep-ensemble off (deep_ensemble='off') to answer with the named run alone"
-        try:
-            paths = ensemble_siblings(named)
-        except ValueError as error:
-            raise ValueError(f"{error}{hint}") from None
-        members = []
-        for path in paths:
-            try:
-                member = load_run(path, device)
-            except CheckpointError as error:
-                raise CheckpointError(f"ensemble sibling of {named}: {error}{hint}") from None
-            if list(member.spec.classes) != self.classes or member.spec.input_size != self.spec.input_size:
-                raise ValueError(f"{path}: ensemble sibling of {named} has other classes or input size "
-                                 f"({list(member.spec.classes)}, {member.spec.input_size} px){hint}")
-            members.append(member)
-        return members
 
     @property
     def ensemble_note(self) -> str:
@@ -174,6 +167,8 @@ class Predictor:
                 raise ImageLoadError(name, f"image too small ({picture.size[0]}x{picture.size[1]}; at least "
                                            f"{MIN_IMAGE_SIDE} px per side needed)")
             faces = self.detector.detect(picture) if self.detector else [centre_crop(picture, self.chip_size)]
+            descriptors = describe_faces(np.asarray(picture), [face.box for face in faces]) \
+                if self.probe is not None and faces else None
         except ImageLoadError as error:
             return _Found(PhotoResult(name, error=str(error)))
         except Exception as error:  # noqa: BLE001 - one input's failure in a decoder or detector library (any
@@ -183,13 +178,15 @@ class Predictor:
         if not faces:
             notes += (NO_FACE,)
         result = PhotoResult(name, tuple(picture.size), notes=notes, photo=picture if keep_photo else None)
-        return _Found(result, faces)
+        return _Found(result, faces, descriptors)
 
     @property
     def answer_source(self) -> str:
-        """Who answers, in words: the model's name (with its number of ensemble runs), plus the peer when it is on."""
-        model = f"{self.spec.model} x{1 + len(self.members)} runs" if self.members else self.spec.model
-        return f"{model} + dlib peer (mean)" if self.peer is not None else model
+        """Who answers, in words: the model's name (with its number of ensemble runs), plus the peer and the
+        descriptor probe when they vote."""
+        voters = [f"{self.spec.model} x{1 + len(self.members)} runs" if self.members else self.spec.model]
+        voters += ["dlib peer"] * (self.peer is not None) + ["descriptor probe"] * (self.probe is not None)
+        return " + ".join(voters) + " (mean)" if len(voters) > 1 else voters[0]
 
     def classify(self, chips: np.ndarray, explain: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 faces (N, H, W, 3) -> probabilities (N, classes) (the ensemble's when other runs or the peer join) and, with
@@ -199,10 +196,12 @@ class Predictor:
         probabilities, _, maps, _ = self.classify_explained(chips, explain)
         return probabilities, maps
 
-    def ensemble(self, chips: np.ndarray, model_probabilities: np.ndarray) -> np.ndarray:
+    def ensemble(self, chips: np.ndarray, model_probabilities: np.ndarray,
+                 descriptors: np.ndarray | None = None) -> np.ndarray:
         """The answer's probabilities (N, classes) float32: the model's own, or the equal-weight mean of those,
-        the ensemble members' (flip-averaged like the model's) and the peer's on the same uint8 chips (N, H, W, 3)."""
-        if (self.peer is None and not self.members) or len(chips) == 0:
+        the ensemble members' (flip-averaged like the model's) and the peer's on the same uint8 chips (N, H, W, 3)
+        and the descriptor probe's on ``descriptors`` (N, 128) of the faces in their photos (None: of the chips)."""
+        if (self.peer is None and not self.members and self.probe is None) or len(chips) == 0:
             return model_probabilities
         votes = [model_probabilities]
         for member in self.members:
@@ -210,14 +209,16 @@ class Predictor:
                          .float().cpu().numpy())
         if self.peer is not None:
             votes.append(self.peer.predict_proba(chips))
+        if self.probe is not None:
+            votes.append(self.probe.predict_proba(describe_chips(chips) if descriptors is None else descriptors))
         return np.mean(votes, axis=0).astype(np.float32)
 
-    def classify_explained(self, chips: np.ndarray, explain: str | None = None
+    def classify_explained(self, chips: np.ndarray, explain: str | None = None, descriptors: np.ndarray | None = None
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """The answer's probabilities (N, classes), the model's own (N, classes), the maps of ``classify`` and,
         for the ``bcos`` method of a B-cos model, the colour explanations: float32 RGBA (N, size, size, 4) in
         0..1 from the same pass (``nbhelpers.explain.bcos.explain``: the contribution maps and W(x) of one
-        forward and backward pass); None for every other method.
+        forward and backward pass); None for every other method. ``descriptors``: as in ``ensemble``.
 
         The maps explain the model's evidence for the *answer's* class (the argmax of the answer's
         probabilities: flip-averaged, with the other runs and the peer when they join), so a map always shows the
@@ -227,7 +228,7 @@ class Predictor:
             return empty, empty, None, None
         inputs, model = self.trained.preprocess(chips), self.trained.model
         own = flip_averaged_probabilities(model, inputs, self.flip_tta).float().cpu().numpy()
-        answer = self.ensemble(chips, own)
+        answer = self.ensemble(chips, own, descriptors)
         if not explain:
             return answer, own, None, None
         targets = torch.as_tensor(answer.argmax(axis=1), device=inputs.device)
@@ -246,7 +247,7 @@ class Predictor:
         results = []
         for index, face in enumerate(faces):
             row = probabilities[index]
-            ensemble = self.peer is not None or self.members
+            ensemble = self.peer is not None or self.members or self.probe is not None
             model_row = dict(zip(self.classes, map(float, own[index]))) if ensemble else None
             uncertain = bool(row.max() < self.uncertain_below) or face.search in PERMISSIVE_SEARCHES
             results.append(FaceResult(
@@ -261,7 +262,9 @@ class Predictor:
         faces = [face for found in pending for face in found.faces]
         chips = np.stack([face.chip for face in faces]) if faces else np.zeros((0, self.chip_size, self.chip_size, 3),
                                                                               np.uint8)
-        probabilities, own, maps, colour = self.classify_explained(chips, explain)
+        described = [found.descriptors for found in pending if found.descriptors is not None]
+        descriptors = np.concatenate(described) if self.probe is not None and described else None
+        probabilities, own, maps, colour = self.classify_explained(chips, explain, descriptors)
         results = self._face_results(faces, probabilities, own, maps, colour, explain, keep_chips)
         start = 0
         for found in pending:

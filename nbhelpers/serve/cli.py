@@ -16,7 +16,8 @@ import torch
 
 from nbhelpers.explain.explainers import explainer_supports, list_explainers
 from nbhelpers.predict.faces import add_detector_arguments, detector_from_arguments
-from nbhelpers.predict.ensemble_arguments import add_peer_ensemble_argument, add_deep_ensemble_argument
+from nbhelpers.predict.ensemble_arguments import (add_deep_ensemble_argument, add_descriptor_probe_argument,
+                                                  add_peer_ensemble_argument)
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.serve.app import DEFAULT_MAX_UPLOAD_BYTES, create_app
 from nbhelpers.training.checkpoint import CheckpointError
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_detector_arguments(parser)
     add_peer_ensemble_argument(parser)
     add_deep_ensemble_argument(parser)
+    add_descriptor_probe_argument(parser)
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
@@ -63,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         predictor = Predictor(arguments.checkpoint, arguments.device, detect=not arguments.no_detect,
                               uncertain_below=arguments.uncertain_below,
                               detector=detector_from_arguments(arguments), peer_ensemble=arguments.peer_ensemble,
-                              deep_ensemble=arguments.deep_ensemble)
+                              deep_ensemble=arguments.deep_ensemble,
+                              descriptor_probe=arguments.descriptor_probe)
     except CheckpointError as error:
         print(f"error: cannot use checkpoint: {' '.join(str(error).splitlines())}", file=sys.stderr)
         return 2

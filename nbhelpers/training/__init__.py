@@ -26,6 +26,7 @@ from nbhelpers.training.config import (
 )
 from nbhelpers.training.distillation import load_teacher, teacher_probabilities, teacher_cache_path, soft_targets
 from nbhelpers.training.evaluation import predict_probabilities, predict_faces, classification_metrics
+from nbhelpers.training.face_probe import PROBE_NAME, PROBE_FACE_SIZE, probe_path, fit_face_probe, probe_probabilities
 from nbhelpers.training.fit import EarlyStopping, evaluate, fit_one_cycle, is_main_process, parameter_groups
 from nbhelpers.training.peer_comparison import compare_with_peer, compare_run_with_peer
 from nbhelpers.training.plots import (
@@ -83,6 +84,11 @@ __all__ = [
     "predict_probabilities",
     "predict_faces",
     "classification_metrics",
+    "PROBE_NAME",
+    "PROBE_FACE_SIZE",
+    "probe_path",
+    "fit_face_probe",
+    "probe_probabilities",
     "EarlyStopping",
     "evaluate",
     "fit_one_cycle",
