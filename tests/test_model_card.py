@@ -43,6 +43,8 @@ def test_card_reports_the_best_run_real_photos_and_groups(tmp_path):
     assert "face-descriptor probe" not in model_card(tmp_path)
     update_summary(tmp_path, "08_predict", {"answer": "efficientnet_lite0 + dlib peer + descriptor probe (mean)"})
     assert "A face-descriptor probe votes too" in model_card(tmp_path)
+    update_summary(tmp_path, "08_predict", {"answer": "efficientnet_lite0 x2 runs + descriptor probe (mean)"})
+    assert "A face-descriptor probe votes too" in model_card(tmp_path)  # with the peer off too
     update_summary(tmp_path, "08_predict", {"answer": "efficientnet_lite0 x2 runs"})
     assert "the answer is a deep ensemble, `efficientnet_lite0 x2 runs`" in model_card(tmp_path)
     page = write_index(tmp_path, [], "default").read_text()

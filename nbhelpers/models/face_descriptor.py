@@ -144,8 +144,9 @@ class DescriptorProbe:
 
     def predict_proba(self, descriptors: np.ndarray) -> np.ndarray:
         """float descriptors (N, 128) -> float32 probabilities (N, 2) of ``classes``."""
-        logits = np.asarray(descriptors, np.float64) @ np.asarray(self.weights) + self.bias
-        second = 1.0 / (1.0 + np.exp(-logits))
+        from scipy.special import expit
+
+        second = expit(np.asarray(descriptors, np.float64) @ np.asarray(self.weights) + self.bias)
         return np.stack([1.0 - second, second], axis=1).astype(np.float32)
 
     def to_json(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from nbhelpers.predict.ensemble_arguments import (
     add_deep_ensemble_argument,
     add_descriptor_probe_argument,
 )
-from nbhelpers.predict.ensemble_members import load_ensemble_members, find_descriptor_probe
+from nbhelpers.predict.ensemble_members import load_ensemble_members, find_descriptor_probe, photo_descriptors
 from nbhelpers.predict.explanation_images import (
     BACKDROP,
     bcos_image,
@@ -112,6 +112,7 @@ __all__ = [
     "add_descriptor_probe_argument",
     "load_ensemble_members",
     "find_descriptor_probe",
+    "photo_descriptors",
     "BACKDROP",
     "bcos_image",
     "heat_image",

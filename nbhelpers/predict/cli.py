@@ -13,7 +13,8 @@ averaged with the dlib peer's; a face's JSON then also holds ``model_probabiliti
 its explanation explains); ``--peer-ensemble off`` lets the model answer alone. A black-box run recorded in a
 run index also averages in the other members of its deep ensemble, the runs of its recipe trained with other
 seeds or with the context swap (``--deep-ensemble auto``, the default; notebook 04's ``TRANSFER_SEEDS`` and
-``TRANSFER_CONTEXT_SEEDS``), named on stderr; ``--deep-ensemble off`` leaves them out.
+``TRANSFER_CONTEXT_SEEDS``), and the face-descriptor probe saved beside its runs (``--descriptor-probe auto``),
+named on stderr; ``--deep-ensemble off`` and ``--descriptor-probe off`` leave them out.
 
 ``--explain METHOD`` (``bcos`` for B-cos models, ``gradcam``, ``gradcam++``, ``xgradcam`` for any model,
 ``random``) writes each face's explanation drawn over its aligned face as a PNG into ``--explain-dir``

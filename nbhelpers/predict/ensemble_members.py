@@ -5,17 +5,20 @@ and the face-descriptor probe saved beside its runs (``nbhelpers.training.face_p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 
+from nbhelpers.data.images import ImageLoadError
 from nbhelpers.explain.base import is_bcos_model
-from nbhelpers.models.face_descriptor import DescriptorProbe
+from nbhelpers.models.face_descriptor import DescriptorProbe, describe_chips, describe_faces, descriptor_model_path
 from nbhelpers.training.checkpoint import CheckpointError
 from nbhelpers.training.face_probe import probe_path
 from nbhelpers.training.result import TrainedModel
 from nbhelpers.training.runs import ensemble_siblings, load_run
 
-__all__ = ["load_ensemble_members", "find_descriptor_probe"]
+__all__ = ["load_ensemble_members", "find_descriptor_probe", "photo_descriptors"]
 
 
 def load_ensemble_members(trained: TrainedModel, device: torch.device) -> list[TrainedModel]:
@@ -43,16 +46,33 @@ def load_ensemble_members(trained: TrainedModel, device: torch.device) -> list[T
     return members
 
 
-def find_descriptor_probe(trained: TrainedModel) -> DescriptorProbe | None:
+def find_descriptor_probe(trained: TrainedModel) -> tuple[DescriptorProbe, Path] | None:
     """The face-descriptor probe saved in the checkpoint folder of a black-box run (``<checkpoint_dir>/<run>/
-    model.pt`` -> ``<checkpoint_dir>/face_descriptor_probe.json``), or None (a B-cos model, an unsaved run, no
-    probe there). Raises ``ValueError`` naming the file for one that is not a probe, with the way out."""
+    model.pt`` -> ``<checkpoint_dir>/face_descriptor_probe.json``) and its path, or None (a B-cos model, an
+    unsaved run, no probe there). Raises ``ValueError`` naming the file for one that is not a probe, or naming
+    the missing dlib model files (the ``regions`` extra), each with the way out."""
     if is_bcos_model(trained.model) or trained.checkpoint is None:
         return None
     path = probe_path(Path(trained.checkpoint).absolute().parent.parent)
     if not path.is_file():
         return None
+    hint = "; or pass --descriptor-probe off (descriptor_probe='off')"
     try:
-        return DescriptorProbe.load(path)
-    except ValueError as error:
-        raise ValueError(f"{error}; or pass --descriptor-probe off (descriptor_probe='off')") from None
+        probe = DescriptorProbe.load(path)
+        descriptor_model_path("recognition"), descriptor_model_path("landmarks")
+    except (ValueError, FileNotFoundError) as error:
+        raise ValueError(f"{path}: the face-descriptor probe cannot vote: {error}{hint}") from None
+    return probe, path
+
+
+def photo_descriptors(name: str, picture: Any, faces: Sequence[Any], crops: bool) -> np.ndarray:
+    """float32 descriptors (len(faces), 128) of the ``DetectedFace`` s found in ``picture`` (a PIL image): from
+    the photo around each box, or from each aligned chip when ``crops`` (the input is itself a face crop, as the
+    probe's training faces were). Raises ``ImageLoadError`` naming the input when dlib fails on it."""
+    try:
+        if crops:
+            return describe_chips(np.stack([face.chip for face in faces]))
+        return describe_faces(np.asarray(picture.convert("RGB")), [face.box for face in faces])
+    except (RuntimeError, ValueError) as error:  # dlib raises RuntimeError on what it cannot process
+        raise ImageLoadError(name, f"no face descriptor for the probe ({type(error).__name__}: {error}); pass "
+                                   "--descriptor-probe off to answer without it") from None

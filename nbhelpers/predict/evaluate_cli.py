@@ -9,8 +9,8 @@ Without ``--checkpoint`` the suite's default run in ``--checkpoint-dir`` is eval
 The answer is the prediction path's, with its peer ensemble (``--peer-ensemble``, default ``auto``: a
 black-box model's probabilities averaged with the dlib peer's; ``nbhelpers.predict.predictor``) and its deep
 ensemble (``--deep-ensemble``, default ``auto``: the runs of the same recipe with other seeds or the context
-swap averaged in); the
-named model alone is reported beside it (``model alone``) and the peer on its own too (unless ``--no-peer``).
+swap averaged in) and its face-descriptor probe (``--descriptor-probe``, default ``auto``: when the checkpoint
+folder holds one); the named model alone is reported beside it (``model alone``) and the peer on its own too (unless ``--no-peer``).
 
 Prints the headline figures, the per-group table and the risk-coverage table; with ``--output`` also
 writes ``photos.csv`` (one row per photo), ``groups.csv``, ``coverage.csv`` and ``summary.json``

