@@ -254,8 +254,11 @@ def test_registry_loss_repr_and_inputs():
 def test_bfloat16_autocast_training_step():
     torch.manual_seed(0)
     model = bcos_resnet18(width=8)
+    # 32 px, not 16: at 16 px the last stage's maps shrink so far that torch's CPU bf16 convolution backward
+    # returns NaN weight gradients in about a third of identical runs (set_detect_anomaly names
+    # ConvolutionBackward0 of layer4.0.conv1; 0 failures in 40 runs at 32 px, 6 in 32 at 16 px)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = model.training_step((encoded_images(4).float().cpu(), torch.tensor([0, 1, 0, 1])))
+        loss = model.training_step((encoded_images(4, size=32).float().cpu(), torch.tensor([0, 1, 0, 1])))
     loss.backward()
     assert all(torch.isfinite(parameter.grad).all() for parameter in model.parameters())
 
