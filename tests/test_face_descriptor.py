@@ -74,6 +74,16 @@ def test_a_face_in_a_photo_and_its_crop_get_the_same_identity(real_face):
         describe_chips(face.chip[None].astype(np.float32))
 
 
+def test_crops_split_over_worker_processes_get_the_same_descriptors(real_face):
+    photo = Image.fromarray(real_face)
+    crops = np.stack([np.asarray(photo.resize((200, 200)).rotate(angle)) for angle in (0, 10, 180)])
+    here = describe_chips(crops, workers=1)
+    assert np.array_equal(describe_chips(crops, workers=2), here)  # two spawned processes, order kept
+    assert np.linalg.norm(here[0] - here[2]) > 0.1  # the crops differ, so the order is tested
+    with pytest.raises(ValueError, match="workers"):
+        describe_chips(crops, workers=-1)
+
+
 def _probe_beside_a_run(tmp_path) -> Path:
     checkpoint = tiny_checkpoint_file(tmp_path / "run" / "model.pt")
     (tmp_path / INDEX_NAME).write_text(json.dumps({"runs": []}))

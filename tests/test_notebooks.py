@@ -76,7 +76,9 @@ def test_training_notebooks_record_runs(smoke_run, smoke_data_is_real):
     deep = summary["04_resnet18_finetune"]["deep_ensemble"]
     assert deep["images"] == runs["efficientnet_lite0"]["test_count"] and 0 <= deep["accuracy"] <= 1
     probe = summary["04_resnet18_finetune"]["descriptor_probe"]  # DESCRIPTOR_PROBE_FACES = 40
-    assert probe["training_faces"] == 40 and probe["images"] == deep["images"] and 0 <= probe["accuracy"] <= 1
+    assert summary["04_resnet18_finetune"]["descriptor_probe_faces"] == 40
+    assert probe["images"] == deep["images"] and 0 <= probe["accuracy"] <= 1
+    assert summary["04_resnet18_finetune"]["probe_ensemble"]["images"] == deep["images"]  # runs + peer + probe
     peer = summary["04_resnet18_finetune"]["dlib_peer"]
     assert 0 <= peer["accuracy"] <= 1 and peer["images"] > 0
     if smoke_data_is_real:  # on drawn fixture faces the peer (trained on real photos) has nothing real to go on

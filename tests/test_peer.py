@@ -59,7 +59,7 @@ def test_peer_recognises_real_faces(peer, utkface_archive, tmp_path):
 def test_compare_run_with_peer_averages_seed_members_with_equal_votes():
     from types import SimpleNamespace
 
-    from nbhelpers.training.peer_comparison import compare_run_with_peer
+    from nbhelpers.training.peer_comparison import compare_run_with_peer, comparison_summary
 
     rng = np.random.default_rng(0)
     labels, rows = rng.integers(0, 2, 40), np.arange(40)
@@ -81,3 +81,17 @@ def test_compare_run_with_peer_averages_seed_members_with_equal_votes():
     assert sum(paired.values()) == 40
     with pytest.raises(ValueError, match="b: evaluated on other test images"):
         compare_run_with_peer(run("a", first), "test", fake_peer, members=[run("b", second, rows[::-1])])
+    probe = rng.dirichlet((1, 1), 40)
+    with_probe, _ = compare_run_with_peer(run("a", first), "test", fake_peer, members=[run("b", second)], probe=probe)
+    assert list(with_probe.index)[:5] == list(table.index)
+    quarters = classification_metrics(labels, (first + second + peer + probe) / 4)["accuracy"]  # one vote each
+    assert with_probe.loc["tiny x2 runs + dlib peer (32 px) + descriptor probe (mean)", "accuracy"] == pytest.approx(quarters)
+    summary = comparison_summary(with_probe)
+    assert summary["probe_ensemble"]["accuracy"] == pytest.approx(quarters)
+    assert summary["peer_ensemble"]["accuracy"] == pytest.approx(thirds)
+    assert summary["deep_ensemble"] == table.loc["tiny x2 runs"].to_dict()
+    assert summary["descriptor_probe"]["accuracy"] == classification_metrics(labels, probe)["accuracy"]
+    alone, _ = compare_run_with_peer(run("a", first), "test", fake_peer)
+    assert set(comparison_summary(alone)) == {"dlib_peer", "peer_ensemble"}  # one run, no probe
+    with pytest.raises(ValueError, match="probe"):
+        compare_run_with_peer(run("a", first), "test", fake_peer, probe=probe[:10])

@@ -70,6 +70,7 @@ from nbhelpers.models.face_descriptor import (
     descriptor_model_path,
     describe_faces,
     describe_chips,
+    PARALLEL_CHIPS,
 )
 from nbhelpers.models.factories import simple_cnn, resnet9, resnet18, resnet50, load_pretrained, resnet_stages
 from nbhelpers.models.inference import class_probabilities, flip_averaged_probabilities
@@ -148,6 +149,7 @@ __all__ = [
     "descriptor_model_path",
     "describe_faces",
     "describe_chips",
+    "PARALLEL_CHIPS",
     "simple_cnn",
     "resnet9",
     "resnet18",

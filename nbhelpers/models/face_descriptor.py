@@ -24,6 +24,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,14 +34,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from nbhelpers.utils.atomic import atomic_write_json
+from nbhelpers.utils.device import available_cores
 
 __all__ = ["DESCRIPTOR_SIZE", "CHIP_FACE_BOX", "DescriptorProbe", "dlib_model_file", "descriptor_model_path", "describe_faces",
-           "describe_chips"]
+           "describe_chips", "PARALLEL_CHIPS"]
 
 DESCRIPTOR_SIZE = 128  # length of dlib's face-recognition descriptor
 # where the face lies in an aligned crop when dlib's HOG detector misses it, in fractions of the side: the
 # median HOG box on UTKFace's 200 px crops is (15, 15, 194, 194)
 CHIP_FACE_BOX = (0.075, 0.075, 0.97, 0.97)
+PARALLEL_CHIPS = 256  # from this many crops on, describe_chips splits them over the cores (a worker takes ~3 s to start)
 _MODEL_FILES = {"recognition": "dlib_face_recognition_resnet_model_v1.dat",
                 "landmarks": "shape_predictor_5_face_landmarks.dat"}
 
@@ -93,12 +98,31 @@ def describe_faces(image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.nd
     return descriptors
 
 
-def describe_chips(chips: np.ndarray) -> np.ndarray:
+def describe_chips(chips: np.ndarray, workers: int = 0) -> np.ndarray:
     """uint8 aligned face crops (N, H, W, 3) -> float32 descriptors (N, 128): the largest face dlib's HOG
-    detector finds in each crop, else ``CHIP_FACE_BOX``. Raises ``ValueError`` for another shape or dtype."""
+    detector finds in each crop, else ``CHIP_FACE_BOX``. dlib's network runs on one core (about 75 ms per face
+    on this project's 2-core CPU; the PyPI build has no BLAS and holds the GIL), so the crops are split over
+    ``workers`` processes (0: one per available core when there are ``PARALLEL_CHIPS`` crops or more, else
+    one); the result is the same for any number of workers. Raises ``ValueError`` for another shape or dtype
+    or a negative ``workers``."""
     chips = np.asarray(chips)
     if chips.ndim != 4 or chips.shape[3] != 3 or chips.dtype != np.uint8:
         raise ValueError(f"describe_chips needs uint8 crops (N, H, W, 3), got {chips.dtype} {chips.shape}")
+    if workers < 0:
+        raise ValueError(f"workers must be 0 (automatic) or more, got {workers}")
+    if workers == 0:
+        workers = available_cores() if len(chips) >= PARALLEL_CHIPS else 1
+    workers = max(1, min(workers, len(chips)))
+    if workers == 1:
+        return _describe_chips_here(chips)
+    chunks = np.array_split(chips, workers)
+    # spawn, not fork: the parent may hold torch's thread pools, which a forked child can deadlock on
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return np.concatenate(list(pool.map(_describe_chips_here, chunks)))
+
+
+def _describe_chips_here(chips: np.ndarray) -> np.ndarray:
+    """``describe_chips`` in this process (also what each worker process runs on its share of the crops)."""
     *_, detector = _dlib_models()
     descriptors = np.zeros((len(chips), DESCRIPTOR_SIZE), dtype=np.float32)
     for index, chip in enumerate(chips):

@@ -28,7 +28,7 @@ from nbhelpers.training.distillation import load_teacher, teacher_probabilities,
 from nbhelpers.training.evaluation import predict_probabilities, predict_faces, classification_metrics
 from nbhelpers.training.face_probe import PROBE_NAME, PROBE_FACE_SIZE, probe_path, fit_face_probe, probe_probabilities
 from nbhelpers.training.fit import EarlyStopping, evaluate, fit_one_cycle, is_main_process, parameter_groups
-from nbhelpers.training.peer_comparison import compare_with_peer, compare_run_with_peer
+from nbhelpers.training.peer_comparison import PEER_ROW, PROBE_ROW, compare_with_peer, compare_run_with_peer, comparison_summary
 from nbhelpers.training.plots import (
     plot_history,
     plot_confusion,
@@ -94,8 +94,11 @@ __all__ = [
     "fit_one_cycle",
     "is_main_process",
     "parameter_groups",
+    "PEER_ROW",
+    "PROBE_ROW",
     "compare_with_peer",
     "compare_run_with_peer",
+    "comparison_summary",
     "plot_history",
     "plot_confusion",
     "show_predictions",

@@ -16,7 +16,10 @@ import pandas as pd
 from nbhelpers.models.peer import PeerGenderClassifier
 from nbhelpers.training.evaluation import classification_metrics
 
-__all__ = ["compare_with_peer", "compare_run_with_peer"]
+__all__ = ["PEER_ROW", "PROBE_ROW", "compare_with_peer", "compare_run_with_peer", "comparison_summary"]
+
+PEER_ROW = "dlib peer (32 px)"  # the peer's row in the comparison tables
+PROBE_ROW = "descriptor probe"  # the face-descriptor probe's row
 
 
 def _row(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
@@ -52,24 +55,47 @@ def compare_with_peer(labels: np.ndarray, ours: np.ndarray, peer: np.ndarray,
 
 
 def compare_run_with_peer(trained: Any, split: str = "test", peer: PeerGenderClassifier | None = None,
-                          members: Sequence[Any] = ()) -> tuple[pd.DataFrame, dict[str, int]]:
+                          members: Sequence[Any] = (), probe: np.ndarray | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """Compare a ``run_training`` result (``TrainingResult``) with the peer on the same ``split`` images.
 
     ``members``: results of the same recipe with other seeds or the context swap. Then the table starts with one
     row per run (named by its run id), and "ours" is their mean (``<model> x<k> runs``), averaged with the peer with
-    equal weights per vote (the peer weighs 1 / (k + 1)). Raises ``ValueError`` when a member was evaluated on
-    other images."""
+    equal weights per vote (the peer weighs 1 / (k + 1)). ``probe``: (N, 2) probabilities of the face-descriptor
+    probe (``nbhelpers.training.face_probe.probe_probabilities``) on the same images; then two rows follow, the
+    probe and ``<ours> + dlib peer + descriptor probe (mean)``, every vote weighing 1 / (k + 2): the prediction
+    path's answer when a probe lies beside the runs. ``comparison_summary`` names the rows. Raises ``ValueError``
+    when a member was evaluated on other images, or the probe's probabilities have another shape."""
     predictions = trained.predictions[split]
     peer_probabilities = (peer or PeerGenderClassifier()).predict_proba(np.asarray(trained.cache.images[predictions.rows]))
-    if not members:
-        return compare_with_peer(predictions.labels, predictions.probabilities, peer_probabilities,
-                                 (trained.name, "dlib peer (32 px)"))
     runs = [trained, *members]
     for member in members:
         if not np.array_equal(member.predictions[split].rows, predictions.rows):
             raise ValueError(f"{member.trained.run_id}: evaluated on other {split} images than {trained.trained.run_id}")
     mean = np.mean([run.predictions[split].probabilities for run in runs], axis=0)
-    table, paired = compare_with_peer(predictions.labels, mean, peer_probabilities,
-                                      (f"{trained.name} x{len(runs)} runs", "dlib peer (32 px)"), 1 / (len(runs) + 1))
-    rows = {run.trained.run_id or run.name: _row(predictions.labels, run.predictions[split].probabilities) for run in runs}
-    return pd.concat([pd.DataFrame(rows).T, table]), paired
+    ours = f"{trained.name} x{len(runs)} runs" if members else trained.name
+    table, paired = compare_with_peer(predictions.labels, mean, peer_probabilities, (ours, PEER_ROW), 1 / (len(runs) + 1))
+    if members:
+        rows = {run.trained.run_id or run.name: _row(predictions.labels, run.predictions[split].probabilities) for run in runs}
+        table = pd.concat([pd.DataFrame(rows).T, table])
+    if probe is None:
+        return table, paired
+    if np.shape(probe) != np.shape(mean):
+        raise ValueError(f"probe {np.shape(probe)} and run {np.shape(mean)} probabilities differ in shape")
+    every_vote = (len(runs) * mean + peer_probabilities + probe) / (len(runs) + 2)
+    rows = {PROBE_ROW: _row(predictions.labels, probe),
+            f"{ours} + {PEER_ROW} + {PROBE_ROW} (mean)": _row(predictions.labels, every_vote)}
+    return pd.concat([table, pd.DataFrame(rows).T]), paired
+
+
+def comparison_summary(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The rows of a ``compare_run_with_peer`` table by role, for ``summary.json``: ``deep_ensemble`` (with
+    members), ``dlib_peer``, ``peer_ensemble`` (runs + peer), and with a probe ``descriptor_probe`` and
+    ``probe_ensemble`` (runs + peer + probe). Each row: accuracy, per-class and balanced accuracy, images."""
+    names = list(table.index)
+    peer_at = names.index(PEER_ROW)
+    roles = {"dlib_peer": peer_at, "peer_ensemble": peer_at + 1}
+    if peer_at > 1:  # the runs' rows, then their mean, come before the peer
+        roles["deep_ensemble"] = peer_at - 1
+    if PROBE_ROW in names:
+        roles.update(descriptor_probe=names.index(PROBE_ROW), probe_ensemble=names.index(PROBE_ROW) + 1)
+    return {role: table.iloc[position].to_dict() for role, position in roles.items()}
