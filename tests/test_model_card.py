@@ -41,8 +41,17 @@ def test_card_reports_the_best_run_real_photos_and_groups(tmp_path):
     update_summary(tmp_path, "08_predict", {"answer": "efficientnet_lite0 x2 runs + dlib peer (mean)"})
     assert "its probabilities and those of the runs of its recipe trained with other seeds or the context swap (a deep ensemble)" in model_card(tmp_path)
     assert "face-descriptor probe" not in model_card(tmp_path)
+    assert "on the same test faces" not in model_card(tmp_path)  # notebook 04 measured no ensemble
     update_summary(tmp_path, "08_predict", {"answer": "efficientnet_lite0 + dlib peer + descriptor probe (mean)"})
     assert "A face-descriptor probe votes too" in model_card(tmp_path)
+    update_summary(tmp_path, "04_resnet18_finetune", {"probe_ensemble": {
+        "row": "efficientnet_lite0 + dlib peer (32 px) + descriptor probe (mean)", "accuracy": 0.9476,
+        "female accuracy": 0.95, "male accuracy": 0.945}, "peer_ensemble": {
+        "row": "efficientnet_lite0 + dlib peer (32 px) (mean)", "accuracy": 0.9437}})
+    text = model_card(tmp_path)
+    assert ("The answer, `efficientnet_lite0 + dlib peer + descriptor probe (mean)`, on the same test faces: 94.8% "
+            "(female 95.0%, male 94.5%)") in text and "94.4%" not in text
+    assert "the votes of `efficientnet_lite0 + dlib peer + descriptor probe (mean)`" in text
     update_summary(tmp_path, "08_predict", {"answer": "efficientnet_lite0 x2 runs + descriptor probe (mean)"})
     assert "A face-descriptor probe votes too" in model_card(tmp_path)  # with the peer off too
     update_summary(tmp_path, "08_predict", {"answer": "efficientnet_lite0 x2 runs"})

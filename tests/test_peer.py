@@ -89,9 +89,13 @@ def test_compare_run_with_peer_averages_seed_members_with_equal_votes():
     summary = comparison_summary(with_probe)
     assert summary["probe_ensemble"]["accuracy"] == pytest.approx(quarters)
     assert summary["peer_ensemble"]["accuracy"] == pytest.approx(thirds)
-    assert summary["deep_ensemble"] == table.loc["tiny x2 runs"].to_dict()
+    assert summary["deep_ensemble"] == {"row": "tiny x2 runs", **table.loc["tiny x2 runs"].to_dict()}
     assert summary["descriptor_probe"]["accuracy"] == classification_metrics(labels, probe)["accuracy"]
     alone, _ = compare_run_with_peer(run("a", first), "test", fake_peer)
-    assert set(comparison_summary(alone)) == {"dlib_peer", "peer_ensemble"}  # one run, no probe
+    roles = comparison_summary(alone)  # one run, no probe: the other roles are None, to replace earlier rows
+    assert roles["deep_ensemble"] is roles["descriptor_probe"] is roles["probe_ensemble"] is None
+    assert roles["peer_ensemble"]["row"] == "tiny + dlib peer (32 px) (mean)"
+    with pytest.raises(ValueError, match="dlib peer"):
+        comparison_summary(table.drop(index="dlib peer (32 px)"))
     with pytest.raises(ValueError, match="probe"):
         compare_run_with_peer(run("a", first), "test", fake_peer, probe=probe[:10])

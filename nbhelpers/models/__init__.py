@@ -68,9 +68,11 @@ from nbhelpers.models.face_descriptor import (
     DescriptorProbe,
     dlib_model_file,
     descriptor_model_path,
+    descriptor_models_missing,
     describe_faces,
     describe_chips,
     PARALLEL_CHIPS,
+    MAXIMUM_WORKERS,
 )
 from nbhelpers.models.factories import simple_cnn, resnet9, resnet18, resnet50, load_pretrained, resnet_stages
 from nbhelpers.models.inference import class_probabilities, flip_averaged_probabilities
@@ -147,9 +149,11 @@ __all__ = [
     "DescriptorProbe",
     "dlib_model_file",
     "descriptor_model_path",
+    "descriptor_models_missing",
     "describe_faces",
     "describe_chips",
     "PARALLEL_CHIPS",
+    "MAXIMUM_WORKERS",
     "simple_cnn",
     "resnet9",
     "resnet18",

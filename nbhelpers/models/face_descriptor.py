@@ -36,14 +36,15 @@ import numpy as np
 from nbhelpers.utils.atomic import atomic_write_json
 from nbhelpers.utils.device import available_cores
 
-__all__ = ["DESCRIPTOR_SIZE", "CHIP_FACE_BOX", "DescriptorProbe", "dlib_model_file", "descriptor_model_path", "describe_faces",
-           "describe_chips", "PARALLEL_CHIPS"]
+__all__ = ["DESCRIPTOR_SIZE", "CHIP_FACE_BOX", "PARALLEL_CHIPS", "MAXIMUM_WORKERS", "DescriptorProbe", "dlib_model_file",
+           "descriptor_model_path", "descriptor_models_missing", "describe_faces", "describe_chips"]
 
 DESCRIPTOR_SIZE = 128  # length of dlib's face-recognition descriptor
 # where the face lies in an aligned crop when dlib's HOG detector misses it, in fractions of the side: the
 # median HOG box on UTKFace's 200 px crops is (15, 15, 194, 194)
 CHIP_FACE_BOX = (0.075, 0.075, 0.97, 0.97)
 PARALLEL_CHIPS = 256  # from this many crops on, describe_chips splits them over the cores (a worker takes ~3 s to start)
+MAXIMUM_WORKERS = 8  # most worker processes describe_chips starts by itself (each holds torch and dlib: ~0.3 GB)
 _MODEL_FILES = {"recognition": "dlib_face_recognition_resnet_model_v1.dat",
                 "landmarks": "shape_predictor_5_face_landmarks.dat"}
 
@@ -70,6 +71,17 @@ def descriptor_model_path(kind: str) -> Path:
     if kind not in _MODEL_FILES:
         raise KeyError(f"unknown dlib model {kind!r}; one of {sorted(_MODEL_FILES)}")
     return dlib_model_file(_MODEL_FILES[kind])
+
+
+def descriptor_models_missing() -> str:
+    """Why dlib's descriptor models cannot be loaded here (naming the fix), or ``""`` when they can: the check
+    a caller makes before an optional probe (notebook 04 goes on without one, saying so)."""
+    try:
+        for kind in _MODEL_FILES:
+            descriptor_model_path(kind)
+    except FileNotFoundError as error:
+        return str(error)
+    return ""
 
 
 @functools.lru_cache(maxsize=1)
@@ -102,16 +114,18 @@ def describe_chips(chips: np.ndarray, workers: int = 0) -> np.ndarray:
     """uint8 aligned face crops (N, H, W, 3) -> float32 descriptors (N, 128): the largest face dlib's HOG
     detector finds in each crop, else ``CHIP_FACE_BOX``. dlib's network runs on one core (about 75 ms per face
     on this project's 2-core CPU; the PyPI build has no BLAS and holds the GIL), so the crops are split over
-    ``workers`` processes (0: one per available core when there are ``PARALLEL_CHIPS`` crops or more, else
-    one); the result is the same for any number of workers. Raises ``ValueError`` for another shape or dtype
-    or a negative ``workers``."""
+    ``workers`` processes (0: one per available core, up to ``MAXIMUM_WORKERS``, when there are
+    ``PARALLEL_CHIPS`` crops or more, else none); the result is the same for any number of workers. The
+    workers are spawned, so a script that calls this with many crops needs the ``if __name__ == "__main__":``
+    guard of Python's ``multiprocessing`` around its top-level code (a notebook needs none). Raises
+    ``ValueError`` for another shape or dtype or a negative ``workers``."""
     chips = np.asarray(chips)
     if chips.ndim != 4 or chips.shape[3] != 3 or chips.dtype != np.uint8:
         raise ValueError(f"describe_chips needs uint8 crops (N, H, W, 3), got {chips.dtype} {chips.shape}")
     if workers < 0:
         raise ValueError(f"workers must be 0 (automatic) or more, got {workers}")
-    if workers == 0:
-        workers = available_cores() if len(chips) >= PARALLEL_CHIPS else 1
+    if workers == 0:  # at least PARALLEL_CHIPS // 2 crops per worker: a worker takes seconds to start
+        workers = min(available_cores(), MAXIMUM_WORKERS, len(chips) // (PARALLEL_CHIPS // 2))
     workers = max(1, min(workers, len(chips)))
     if workers == 1:
         return _describe_chips_here(chips)

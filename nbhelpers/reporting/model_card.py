@@ -150,6 +150,16 @@ def coverage_line(coverage: dict[str, dict[str, Any]], model: str = "") -> str:
             f"{_with_interval(male, 'accuracy_answered')} for men. {verdict}")
 
 
+def _answer_row(summary: dict[str, Any], answer: str) -> dict[str, Any] | None:
+    """Notebook 04's test row of the ensemble that is the prediction path's ``answer``, when it trained that one."""
+    rows = summary.get("04_resnet18_finetune", {})
+    for role in ("probe_ensemble", "peer_ensemble", "deep_ensemble"):
+        row = rows.get(role)
+        if isinstance(row, dict) and str(row.get("row", "")).replace(" (32 px)", "") == answer:
+            return row
+    return None
+
+
 def _performance(summary: dict[str, Any], name: str, run: dict[str, Any],
                  coverage: dict[str, dict[str, Any]] | None = None) -> list[str]:
     per_class = run.get("test_per_class_accuracy") or {}
@@ -158,6 +168,11 @@ def _performance(summary: dict[str, Any], name: str, run: dict[str, Any],
              f"- UTKFace test split ({run.get('test_count')} faces, flip test-time augmentation): "
              f"{_percent(run.get('test_accuracy'))} (female {_percent(per_class.get('female'))}, "
              f"male {_percent(per_class.get('male'))})."]
+    answer = summary.get("08_predict", {}).get("answer") or ""
+    ensemble = _answer_row(summary, answer)
+    if ensemble:
+        lines.append(f"- The answer, `{answer}`, on the same test faces: {_percent(ensemble.get('accuracy'))} (female "
+                     f"{_percent(ensemble.get('female accuracy'))}, male {_percent(ensemble.get('male accuracy'))}).")
     real = summary.get("08_predict", {}).get("real_photos")
     if real:
         lines.append(f"- Real photos ({real.get('photos')} FairFace photos, whole prediction path): "
@@ -169,8 +184,9 @@ def _performance(summary: dict[str, Any], name: str, run: dict[str, Any],
                      f"{_percent(real.get('accuracy_when_answered'))} right on the {_percent(real.get('coverage'))} "
                      "of photos answered.")
         if real.get("model_alone_accuracy") is not None:
-            lines.append(f"- On those photos the answer is the equal-weight mean of `{name}`'s probabilities and the "
-                         f"dlib-models peer's (the peer ensemble, weights fixed in advance, not fitted on photos); "
+            lines.append(f"- On those photos the answer is the equal-weight mean of the votes of "
+                         f"`{answer or name + ' + dlib peer (mean)'}` (the peer ensemble, weights fixed in advance, "
+                         "not fitted on photos); "
                          f"`{name}` alone: {_percent(real.get('model_alone_accuracy'))} (female "
                          f"{_percent(real.get('model_alone_female_recall'))}, male "
                          f"{_percent(real.get('model_alone_male_recall'))}). Explanation maps show the model's "

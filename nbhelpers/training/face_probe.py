@@ -30,8 +30,9 @@ def probe_path(checkpoint_dir: str | Path) -> Path:
 def fit_face_probe(data_dir: str | Path, dataset: str = "utkface", faces: int = 3000, seed: int = 0,
                    checkpoint_dir: str | Path | None = None, regularisation: float = 1.0) -> DescriptorProbe:
     """Fit the probe on ``faces`` training faces of ``dataset`` (drawn with ``seed``; 0: all) from the cache
-    in ``data_dir`` (``describe_chips``: about 40-80 ms per face on a 2-core CPU) and, with ``checkpoint_dir``,
-    save it there (``probe_path``, atomic). Raises ``ValueError`` when the faces hold one class only."""
+    in ``data_dir`` (``describe_chips``: about 75 ms per face on one core, the faces split over the cores)
+    and, with ``checkpoint_dir``, save it there (``probe_path``, atomic). Raises ``ValueError`` when the faces
+    hold one class only."""
     images, labels, _ = split_faces(data_dir, dataset, "train", faces, PROBE_FACE_SIZE, seed)
     probe = DescriptorProbe.fit(describe_chips(images), labels, GENDERS, regularisation)
     if checkpoint_dir is not None:

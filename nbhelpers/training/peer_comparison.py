@@ -87,15 +87,20 @@ def compare_run_with_peer(trained: Any, split: str = "test", peer: PeerGenderCla
     return pd.concat([table, pd.DataFrame(rows).T]), paired
 
 
-def comparison_summary(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+def comparison_summary(table: pd.DataFrame) -> dict[str, dict[str, Any] | None]:
     """The rows of a ``compare_run_with_peer`` table by role, for ``summary.json``: ``deep_ensemble`` (with
-    members), ``dlib_peer``, ``peer_ensemble`` (runs + peer), and with a probe ``descriptor_probe`` and
-    ``probe_ensemble`` (runs + peer + probe). Each row: accuracy, per-class and balanced accuracy, images."""
+    members), ``dlib_peer``, ``peer_ensemble`` (runs + peer), ``descriptor_probe`` and ``probe_ensemble`` (runs +
+    peer + probe). Each row: its name in the table (``row``), accuracy, per-class and balanced accuracy, images;
+    a role the table lacks is ``None``, so that a report updated in place keeps no row of an earlier run.
+    Raises ``ValueError`` for a table without the peer's row (``PEER_ROW``)."""
     names = list(table.index)
+    if PEER_ROW not in names:
+        raise ValueError(f"no {PEER_ROW!r} row in the table: not a compare_run_with_peer table")
     peer_at = names.index(PEER_ROW)
-    roles = {"dlib_peer": peer_at, "peer_ensemble": peer_at + 1}
-    if peer_at > 1:  # the runs' rows, then their mean, come before the peer
-        roles["deep_ensemble"] = peer_at - 1
+    roles: dict[str, int | None] = {"deep_ensemble": peer_at - 1 if peer_at > 1 else None,  # runs, their mean, peer
+                                    "dlib_peer": peer_at, "peer_ensemble": peer_at + 1,
+                                    "descriptor_probe": None, "probe_ensemble": None}
     if PROBE_ROW in names:
         roles.update(descriptor_probe=names.index(PROBE_ROW), probe_ensemble=names.index(PROBE_ROW) + 1)
-    return {role: table.iloc[position].to_dict() for role, position in roles.items()}
+    return {role: None if position is None else {"row": names[position], **table.iloc[position].to_dict()}
+            for role, position in roles.items()}
