@@ -11,8 +11,7 @@ from PIL import Image
 
 from tests.conftest import ROOT, tiny_checkpoint_file
 from nbhelpers.models.face_descriptor import (DESCRIPTOR_SIZE, DescriptorProbe, descriptor_model_path, describe_chips,
-                                               descriptor_models_missing,
-                                              describe_faces)
+                                              describe_faces, descriptor_models_missing)
 from nbhelpers.models.peer import PeerGenderClassifier
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.training.face_probe import probe_path

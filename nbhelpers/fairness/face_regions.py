@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nbhelpers.models.face_descriptor import dlib_model_file
+from nbhelpers.models.face_descriptor import dlib_model_file, missing_dlib_models
 
 __all__ = ["REGIONS", "LANDMARK_SOURCES", "FEATURE_MARGINS", "TEMPLATE_SIZE", "TEMPLATE_LANDMARKS",
            "landmark_model_68_path", "landmarks_68_available", "chip_landmarks", "template_landmarks",
@@ -73,11 +73,7 @@ def landmark_model_68_path() -> Path:
 
 def landmarks_68_available() -> bool:
     """Whether the 68-point landmark model is installed (the ``regions`` extra)."""
-    try:
-        landmark_model_68_path()
-    except FileNotFoundError:
-        return False
-    return True
+    return not missing_dlib_models(MODEL_FILE)
 
 
 @functools.lru_cache(maxsize=1)

@@ -37,7 +37,7 @@ from nbhelpers.utils.atomic import atomic_write_json
 from nbhelpers.utils.device import available_cores
 
 __all__ = ["DESCRIPTOR_SIZE", "CHIP_FACE_BOX", "PARALLEL_CHIPS", "MAXIMUM_WORKERS", "DescriptorProbe", "dlib_model_file",
-           "descriptor_model_path", "descriptor_models_missing", "describe_faces", "describe_chips"]
+           "descriptor_model_path", "missing_dlib_models", "descriptor_models_missing", "describe_faces", "describe_chips"]
 
 DESCRIPTOR_SIZE = 128  # length of dlib's face-recognition descriptor
 # where the face lies in an aligned crop when dlib's HOG detector misses it, in fractions of the side: the
@@ -73,15 +73,20 @@ def descriptor_model_path(kind: str) -> Path:
     return dlib_model_file(_MODEL_FILES[kind])
 
 
-def descriptor_models_missing() -> str:
-    """Why dlib's descriptor models cannot be loaded here (naming the fix), or ``""`` when they can: the check
-    a caller makes before an optional probe (notebook 04 goes on without one, saying so)."""
+def missing_dlib_models(*names: str) -> str:
+    """Why the dlib model files ``names`` (``dlib_model_file``) cannot be loaded here, naming the fix, or ``""``
+    when all can: the check a caller makes before an optional use of them."""
     try:
-        for kind in _MODEL_FILES:
-            descriptor_model_path(kind)
+        for name in names:
+            dlib_model_file(name)
     except FileNotFoundError as error:
         return str(error)
     return ""
+
+
+def descriptor_models_missing() -> str:
+    """``missing_dlib_models`` for the probe's two models (notebook 04 goes on without a probe, saying why)."""
+    return missing_dlib_models(*_MODEL_FILES.values())
 
 
 @functools.lru_cache(maxsize=1)

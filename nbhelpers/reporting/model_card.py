@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from nbhelpers.reporting.reports import read_summary
+from nbhelpers.training.peer_comparison import PEER_ROW
 from nbhelpers.utils.atomic import atomic_write_text
 
 __all__ = ["REAL_PHOTOS_DIR", "best_run", "default_model_run", "real_photo_coverage", "coverage_line", "model_card", "write_model_card"]
@@ -155,7 +156,7 @@ def _answer_row(summary: dict[str, Any], answer: str) -> dict[str, Any] | None:
     rows = summary.get("04_resnet18_finetune", {})
     for role in ("probe_ensemble", "peer_ensemble", "deep_ensemble"):
         row = rows.get(role)
-        if isinstance(row, dict) and str(row.get("row", "")).replace(" (32 px)", "") == answer:
+        if isinstance(row, dict) and str(row.get("row", "")).replace(PEER_ROW, "dlib peer") == answer:
             return row
     return None
 
