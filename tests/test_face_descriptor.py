@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT, tiny_checkpoint_file
-from nbhelpers.models.face_descriptor import (DESCRIPTOR_SIZE, DescriptorProbe, descriptor_model_path, describe_chips,
-                                              describe_faces, descriptor_models_missing)
+from nbhelpers.models.dlib_face_network import DlibFaceNetworkError, read_dlib_face_network
+from nbhelpers.models.face_descriptor import (DESCRIPTOR_BATCH, DESCRIPTOR_SIZE, DescriptorProbe, descriptor_model_path,
+                                              describe_chips, describe_faces, descriptor_models_missing)
 from nbhelpers.models.peer import PeerGenderClassifier
 from nbhelpers.predict.predictor import Predictor
 from nbhelpers.training.face_probe import probe_path
@@ -74,18 +75,43 @@ def test_a_face_in_a_photo_and_its_crop_get_the_same_identity(real_face):
         describe_chips(face.chip[None].astype(np.float32))
 
 
-def test_crops_split_over_worker_processes_get_the_same_descriptors():
+def test_the_pytorch_network_gives_dlibs_own_descriptors(real_face):
+    import dlib
+
+    from nbhelpers.predict.faces import FaceDetector
+
+    boxes = [FaceDetector().detect(real_face)[0].box, (10, 10, 120, 120)]  # the face, and a box beside it
+    landmarks = dlib.shape_predictor(str(descriptor_model_path("landmarks")))
+    network = dlib.face_recognition_model_v1(str(descriptor_model_path("recognition")))
+    theirs = [network.compute_face_descriptor(real_face, landmarks(real_face, dlib.rectangle(*map(round, box))))
+              for box in boxes]
+    ours = describe_faces(real_face, boxes)
+    np.testing.assert_allclose(ours, np.asarray(theirs), atol=1e-5)  # dlib's network, read from its file
+    assert np.linalg.norm(ours[0] - ours[1]) > 0.3
+
+
+def test_crops_are_described_in_batches_in_order():
     missing = descriptor_models_missing()
     if missing:
         pytest.skip(missing)
     rng = np.random.default_rng(0)  # smooth random crops: no face for HOG, so CHIP_FACE_BOX is described
     crops = np.stack([np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).resize((200, 200)))
-                      for _ in range(3)])
-    here = describe_chips(crops, workers=1)
-    assert np.array_equal(describe_chips(crops, workers=2), here)  # two spawned processes, order kept
-    assert np.linalg.norm(here[0] - here[2]) > 0.01 and np.isfinite(here).all()  # they differ: the order is tested
-    with pytest.raises(ValueError, match="workers"):
-        describe_chips(crops, workers=-1)
+                      for _ in range(DESCRIPTOR_BATCH + 3)])
+    together = describe_chips(crops)  # two forward passes
+    one_by_one = np.concatenate([describe_chips(crop[None]) for crop in crops[[0, DESCRIPTOR_BATCH + 2]]])
+    np.testing.assert_allclose(together[[0, DESCRIPTOR_BATCH + 2]], one_by_one, atol=1e-5)
+    assert np.linalg.norm(together[0] - together[-1]) > 0.01 and np.isfinite(together).all()
+
+
+def test_a_file_that_is_not_dlibs_network_is_refused(tmp_path):
+    missing = descriptor_models_missing()
+    if missing:
+        pytest.skip(missing)
+    (tmp_path / "noise.dat").write_bytes(np.random.default_rng(0).bytes(4096))
+    (tmp_path / "cut.dat").write_bytes(descriptor_model_path("recognition").read_bytes()[:2_000_000])
+    for name in ("noise.dat", "cut.dat"):
+        with pytest.raises(DlibFaceNetworkError, match=f"{name}: not dlib's face-recognition network"):
+            read_dlib_face_network(tmp_path / name)
 
 
 def _probe_beside_a_run(tmp_path) -> Path:

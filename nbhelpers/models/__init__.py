@@ -62,6 +62,14 @@ from nbhelpers.models.efficientnet_scaling import (
     stride16_block_index,
     lite_weights_path,
 )
+from nbhelpers.models.dlib_face_network import (
+    DLIB_CHIP_SIZE,
+    DLIB_CHIP_PADDING,
+    DLIB_LEVELS,
+    DlibFaceNetworkError,
+    DlibFaceRecognitionNetwork,
+    read_dlib_face_network,
+)
 from nbhelpers.models.face_descriptor import (
     DESCRIPTOR_SIZE,
     CHIP_FACE_BOX,
@@ -72,8 +80,7 @@ from nbhelpers.models.face_descriptor import (
     descriptor_models_missing,
     describe_faces,
     describe_chips,
-    PARALLEL_CHIPS,
-    MAXIMUM_WORKERS,
+    DESCRIPTOR_BATCH,
 )
 from nbhelpers.models.factories import simple_cnn, resnet9, resnet18, resnet50, load_pretrained, resnet_stages
 from nbhelpers.models.inference import class_probabilities, flip_averaged_probabilities
@@ -154,8 +161,13 @@ __all__ = [
     "descriptor_models_missing",
     "describe_faces",
     "describe_chips",
-    "PARALLEL_CHIPS",
-    "MAXIMUM_WORKERS",
+    "DESCRIPTOR_BATCH",
+    "DLIB_CHIP_SIZE",
+    "DLIB_CHIP_PADDING",
+    "DLIB_LEVELS",
+    "DlibFaceNetworkError",
+    "DlibFaceRecognitionNetwork",
+    "read_dlib_face_network",
     "simple_cnn",
     "resnet9",
     "resnet18",

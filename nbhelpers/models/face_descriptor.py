@@ -8,8 +8,10 @@ linear classifier probes", ICLR 2017 workshop) fitted on UTKFace training faces 
 it. Its features were learnt on real photos, not on UTKFace, so it errs on other faces than the suite's
 models and the dlib peer; the prediction path can average it in as another black-box vote (issue 21).
 
-Two routes lead to a descriptor, both dlib's own alignment (``compute_face_descriptor`` with 5 landmarks from
-``shape_predictor_5_face_landmarks`` and its default 0.25 padding):
+The network runs in PyTorch (``nbhelpers.models.dlib_face_network``: dlib's weights read from its model file,
+the same descriptors as dlib's ``compute_face_descriptor`` to 4e-7, about 15x faster on this project's CPU than
+dlib's build without BLAS). Two routes lead to a descriptor, both dlib's own alignment (``get_face_chip``, a
+150 px chip from 5 landmarks of ``shape_predictor_5_face_landmarks`` with its default 0.25 padding):
 - ``describe_faces``: a photo and the boxes the suite's detector found in it (the prediction path), so the
   aligned face keeps the photo's real surroundings;
 - ``describe_chips``: aligned face crops with no photo around them (UTKFace's 200 px crops, for fitting and for
@@ -24,27 +26,24 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
+from nbhelpers.models.dlib_face_network import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE, read_dlib_face_network
 from nbhelpers.utils.atomic import atomic_write_json
-from nbhelpers.utils.device import available_cores
 
-__all__ = ["DESCRIPTOR_SIZE", "CHIP_FACE_BOX", "PARALLEL_CHIPS", "MAXIMUM_WORKERS", "DescriptorProbe", "dlib_model_file",
+__all__ = ["DESCRIPTOR_SIZE", "CHIP_FACE_BOX", "DESCRIPTOR_BATCH", "DescriptorProbe", "dlib_model_file",
            "descriptor_model_path", "missing_dlib_models", "descriptor_models_missing", "describe_faces", "describe_chips"]
 
 DESCRIPTOR_SIZE = 128  # length of dlib's face-recognition descriptor
 # where the face lies in an aligned crop when dlib's HOG detector misses it, in fractions of the side: the
 # median HOG box on UTKFace's 200 px crops is (15, 15, 194, 194)
 CHIP_FACE_BOX = (0.075, 0.075, 0.97, 0.97)
-PARALLEL_CHIPS = 256  # from this many crops on, describe_chips splits them over the cores (a worker takes ~3 s to start)
-MAXIMUM_WORKERS = 8  # most worker processes describe_chips starts by itself (each holds torch and dlib: ~0.3 GB)
+DESCRIPTOR_BATCH = 64  # aligned chips per forward pass of the network
 _MODEL_FILES = {"recognition": "dlib_face_recognition_resnet_model_v1.dat",
                 "landmarks": "shape_predictor_5_face_landmarks.dat"}
 
@@ -91,60 +90,53 @@ def descriptor_models_missing() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _dlib_models() -> tuple[Any, Any, Any]:
-    """(5-point shape predictor, face-recognition network, HOG face detector), loaded once."""
+    """(5-point shape predictor, face-recognition network in PyTorch, HOG face detector), loaded once."""
     import dlib
 
     return (dlib.shape_predictor(str(descriptor_model_path("landmarks"))),
-            dlib.face_recognition_model_v1(str(descriptor_model_path("recognition"))),
-            dlib.get_frontal_face_detector())
+            read_dlib_face_network(descriptor_model_path("recognition")), dlib.get_frontal_face_detector())
+
+
+def _aligned_chip(pixels: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """dlib's aligned uint8 chip (150, 150, 3) of the face in ``box`` (x0, y0, x1, y1) of the uint8 RGB photo
+    ``pixels``: its 5 landmarks, then ``get_face_chip``, as dlib's ``compute_face_descriptor`` does."""
+    import dlib
+
+    landmarks, *_ = _dlib_models()
+    shape = landmarks(pixels, dlib.rectangle(*(int(round(value)) for value in box)))
+    return np.asarray(dlib.get_face_chip(pixels, shape, size=DLIB_CHIP_SIZE, padding=DLIB_CHIP_PADDING))
+
+
+def _describe_aligned(chips: Sequence[np.ndarray]) -> np.ndarray:
+    """dlib-aligned uint8 chips, each (150, 150, 3) -> float32 descriptors (N, 128), ``DESCRIPTOR_BATCH`` at a time."""
+    _, network, _ = _dlib_models()
+    descriptors = np.zeros((len(chips), DESCRIPTOR_SIZE), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(chips), DESCRIPTOR_BATCH):
+            batch = torch.from_numpy(np.stack(chips[start:start + DESCRIPTOR_BATCH]))
+            descriptors[start:start + len(batch)] = network(batch).numpy()
+    return descriptors
 
 
 def describe_faces(image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
     """uint8 RGB photo (H, W, 3) and face boxes (x0, y0, x1, y1) in its pixels -> float32 descriptors
     (len(boxes), 128). Raises ``ValueError`` for an image that is not (H, W, 3) uint8."""
-    import dlib
-
     pixels = np.ascontiguousarray(image)
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
         raise ValueError(f"describe_faces needs a uint8 (H, W, 3) image, got {pixels.dtype} {pixels.shape}")
-    landmarks, network, _ = _dlib_models()
-    descriptors = np.zeros((len(boxes), DESCRIPTOR_SIZE), dtype=np.float32)
-    for index, box in enumerate(boxes):
-        rectangle = dlib.rectangle(*(int(round(value)) for value in box))
-        descriptors[index] = np.asarray(network.compute_face_descriptor(pixels, landmarks(pixels, rectangle)))
-    return descriptors
+    return _describe_aligned([_aligned_chip(pixels, box) for box in boxes])
 
 
-def describe_chips(chips: np.ndarray, workers: int = 0) -> np.ndarray:
+def describe_chips(chips: np.ndarray) -> np.ndarray:
     """uint8 aligned face crops (N, H, W, 3) -> float32 descriptors (N, 128): the largest face dlib's HOG
-    detector finds in each crop, else ``CHIP_FACE_BOX``. dlib's network runs on one core (about 75 ms per face
-    on this project's 2-core CPU; the PyPI build has no BLAS and holds the GIL), so the crops are split over
-    ``workers`` processes (0: one per available core, up to ``MAXIMUM_WORKERS``, when there are
-    ``PARALLEL_CHIPS`` crops or more, else none); the result is the same for any number of workers. The
-    workers are spawned, so a script that calls this with many crops needs the ``if __name__ == "__main__":``
-    guard of Python's ``multiprocessing`` around its top-level code (a notebook needs none). Raises
-    ``ValueError`` for another shape or dtype or a negative ``workers``."""
+    detector finds in each crop, else ``CHIP_FACE_BOX`` (about 15 ms per 200 px crop on this project's 2-core
+    CPU, most of it the HOG search). Raises ``ValueError`` for another shape or dtype."""
     chips = np.asarray(chips)
     if chips.ndim != 4 or chips.shape[3] != 3 or chips.dtype != np.uint8:
         raise ValueError(f"describe_chips needs uint8 crops (N, H, W, 3), got {chips.dtype} {chips.shape}")
-    if workers < 0:
-        raise ValueError(f"workers must be 0 (automatic) or more, got {workers}")
-    if workers == 0:  # at least PARALLEL_CHIPS // 2 crops per worker: a worker takes seconds to start
-        workers = min(available_cores(), MAXIMUM_WORKERS, len(chips) // (PARALLEL_CHIPS // 2))
-    workers = max(1, min(workers, len(chips)))
-    if workers == 1:
-        return _describe_chips_here(chips)
-    chunks = np.array_split(chips, workers)
-    # spawn, not fork: the parent may hold torch's thread pools, which a forked child can deadlock on
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return np.concatenate(list(pool.map(_describe_chips_here, chunks)))
-
-
-def _describe_chips_here(chips: np.ndarray) -> np.ndarray:
-    """``describe_chips`` in this process (also what each worker process runs on its share of the crops)."""
     *_, detector = _dlib_models()
-    descriptors = np.zeros((len(chips), DESCRIPTOR_SIZE), dtype=np.float32)
-    for index, chip in enumerate(chips):
+    aligned = []
+    for chip in chips:
         chip = np.ascontiguousarray(chip)
         found = list(detector(chip, 0))
         height, width = chip.shape[:2]
@@ -153,8 +145,8 @@ def _describe_chips_here(chips: np.ndarray) -> np.ndarray:
             box = (best.left(), best.top(), best.right(), best.bottom())
         else:
             box = tuple(fraction * side for fraction, side in zip(CHIP_FACE_BOX, (width, height, width, height)))
-        descriptors[index] = describe_faces(chip, [box])[0]
-    return descriptors
+        aligned.append(_aligned_chip(chip, box))
+    return _describe_aligned(aligned)
 
 
 @dataclass(frozen=True)

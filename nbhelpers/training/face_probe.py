@@ -30,7 +30,7 @@ def probe_path(checkpoint_dir: str | Path) -> Path:
 def fit_face_probe(data_dir: str | Path, dataset: str = "utkface", faces: int = 3000, seed: int = 0,
                    checkpoint_dir: str | Path | None = None, regularisation: float = 1.0) -> DescriptorProbe:
     """Fit the probe on ``faces`` training faces of ``dataset`` (drawn with ``seed``; 0: all) from the cache
-    in ``data_dir`` (``describe_chips``: about 75 ms per face on one core, the faces split over the cores)
+    in ``data_dir`` (``describe_chips``: about 15 ms per face on this project's 2-core CPU)
     and, with ``checkpoint_dir``, save it there (``probe_path``, atomic). Raises ``ValueError`` when the faces
     hold one class only."""
     images, labels, _ = split_faces(data_dir, dataset, "train", faces, PROBE_FACE_SIZE, seed)

@@ -11,7 +11,7 @@ from nbhelpers.utils.atomic import (
     atomic_write_csv,
     atomic_save_figure,
 )
-from nbhelpers.utils.device import get_default_device, to_device, DeviceDataLoader, available_cores
+from nbhelpers.utils.device import get_default_device, to_device, DeviceDataLoader
 from nbhelpers.utils.progress import TEXT_PROGRESS_VARIABLE, text_progress_requested, text_progress_bars, progress_bar
 from nbhelpers.utils.registry import lookup
 
@@ -24,7 +24,6 @@ __all__ = [
     "atomic_save_figure",
     "get_default_device",
     "to_device",
-    "available_cores",
     "DeviceDataLoader",
     "TEXT_PROGRESS_VARIABLE",
     "text_progress_requested",

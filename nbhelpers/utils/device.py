@@ -10,7 +10,7 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
-__all__ = ["get_default_device", "to_device", "DeviceDataLoader", "available_cores"]
+__all__ = ["get_default_device", "to_device", "DeviceDataLoader"]
 
 
 def get_default_device(preferred: str | None = None) -> torch.device:
@@ -51,7 +51,3 @@ class DeviceDataLoader:
     def __len__(self) -> int:
         return len(self.dataloader)  # type: ignore[arg-type]
 
-
-def available_cores() -> int:
-    """How many CPU cores this process may run on (its affinity where the system reports one, else all)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
