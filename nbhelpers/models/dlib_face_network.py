@@ -24,6 +24,7 @@ dlib's projection-free shortcut); ``affine`` is a per-channel scale and shift (b
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,9 +75,9 @@ class _Reader:
         if self.integer() != 2:
             raise DlibFaceNetworkError(f"unknown tensor version at byte {self.position}")
         shape = [self.integer() for _ in range(4)]
-        count = int(np.prod(shape))
-        if self.position + 4 * count > len(self.data):
-            raise DlibFaceNetworkError(f"tensor of shape {shape} runs past the end of the file")
+        count = math.prod(shape)
+        if min(shape) < 0 or self.position + 4 * count > len(self.data):
+            raise DlibFaceNetworkError(f"a tensor of shape {shape} at byte {self.position} does not fit the file")
         values = np.frombuffer(self.data, "<f4", count, self.position).astype(np.float32)
         self.position += 4 * count
         return values
@@ -105,14 +106,14 @@ def _convolution(reader: _Reader) -> _Convolution:
     params = reader.tensor()
     _filters, _rows, _columns, stride, _, padding, _ = (reader.integer() for _ in range(7))
     weight_shape, bias_shape = reader.alias_shape(), reader.alias_shape()
-    size = int(np.prod(weight_shape))
-    return _Convolution(params[:size].reshape(weight_shape), params[size:size + int(np.prod(bias_shape))],
+    size = math.prod(weight_shape)
+    return _Convolution(params[:size].reshape(weight_shape), params[size:size + math.prod(bias_shape)],
                         stride, padding)
 
 
 def _affine(reader: _Reader) -> tuple[np.ndarray, np.ndarray]:
     params = reader.tensor()
-    channels = int(np.prod(reader.alias_shape()))
+    channels = math.prod(reader.alias_shape())
     return params[:channels], params[channels:2 * channels]
 
 
@@ -205,7 +206,7 @@ def read_dlib_face_network(path: str | Path) -> DlibFaceRecognitionNetwork:
             raise DlibFaceNetworkError(f"the last layer maps {inputs_count} to {outputs} values, not {channels} to "
                                        f"{_DESCRIPTOR_SIZE}")
         means = tuple(inputs[0].scalar() for _ in range(3))
-    except (DlibFaceNetworkError, IndexError, ValueError) as error:
+    except (IndexError, OverflowError, ValueError) as error:  # DlibFaceNetworkError is a ValueError
         raise DlibFaceNetworkError(f"{path}: not dlib's face-recognition network ({error})") from None
     return DlibFaceRecognitionNetwork(means, layers[0], blocks, projection).eval()
 

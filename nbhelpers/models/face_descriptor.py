@@ -102,6 +102,7 @@ def _aligned_chip(pixels: np.ndarray, box: Sequence[float]) -> np.ndarray:
     ``pixels``: its 5 landmarks, then ``get_face_chip``, as dlib's ``compute_face_descriptor`` does."""
     import dlib
 
+    pixels = np.ascontiguousarray(pixels)
     landmarks, *_ = _dlib_models()
     shape = landmarks(pixels, dlib.rectangle(*(int(round(value)) for value in box)))
     return np.asarray(dlib.get_face_chip(pixels, shape, size=DLIB_CHIP_SIZE, padding=DLIB_CHIP_PADDING))
@@ -134,19 +135,22 @@ def describe_chips(chips: np.ndarray) -> np.ndarray:
     chips = np.asarray(chips)
     if chips.ndim != 4 or chips.shape[3] != 3 or chips.dtype != np.uint8:
         raise ValueError(f"describe_chips needs uint8 crops (N, H, W, 3), got {chips.dtype} {chips.shape}")
+    described = [_describe_aligned([_aligned_chip(chip, _chip_face_box(chip))
+                                    for chip in chips[start:start + DESCRIPTOR_BATCH]])
+                 for start in range(0, len(chips), DESCRIPTOR_BATCH)]  # batch by batch: few chips held at once
+    return np.concatenate(described) if described else np.zeros((0, DESCRIPTOR_SIZE), dtype=np.float32)
+
+
+def _chip_face_box(chip: np.ndarray) -> tuple[float, float, float, float]:
+    """The box (x0, y0, x1, y1) of the largest face dlib's HOG detector finds in a uint8 crop (H, W, 3), else
+    ``CHIP_FACE_BOX``."""
     *_, detector = _dlib_models()
-    aligned = []
-    for chip in chips:
-        chip = np.ascontiguousarray(chip)
-        found = list(detector(chip, 0))
-        height, width = chip.shape[:2]
-        if found:
-            best = max(found, key=lambda rectangle: rectangle.area())
-            box = (best.left(), best.top(), best.right(), best.bottom())
-        else:
-            box = tuple(fraction * side for fraction, side in zip(CHIP_FACE_BOX, (width, height, width, height)))
-        aligned.append(_aligned_chip(chip, box))
-    return _describe_aligned(aligned)
+    found = list(detector(np.ascontiguousarray(chip), 0))
+    if found:
+        best = max(found, key=lambda rectangle: rectangle.area())
+        return best.left(), best.top(), best.right(), best.bottom()
+    height, width = chip.shape[:2]
+    return tuple(fraction * side for fraction, side in zip(CHIP_FACE_BOX, (width, height, width, height)))
 
 
 @dataclass(frozen=True)
