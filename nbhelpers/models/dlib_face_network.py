@@ -206,7 +206,7 @@ def read_dlib_face_network(path: str | Path) -> DlibFaceRecognitionNetwork:
             raise DlibFaceNetworkError(f"the last layer maps {inputs_count} to {outputs} values, not {channels} to "
                                        f"{_DESCRIPTOR_SIZE}")
         means = tuple(inputs[0].scalar() for _ in range(3))
-    except (IndexError, OverflowError, ValueError) as error:  # DlibFaceNetworkError is a ValueError
+    except (IndexError, OverflowError, RuntimeError, ValueError) as error:  # DlibFaceNetworkError: a ValueError
         raise DlibFaceNetworkError(f"{path}: not dlib's face-recognition network ({error})") from None
     return DlibFaceRecognitionNetwork(means, layers[0], blocks, projection).eval()
 
