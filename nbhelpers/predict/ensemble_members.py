@@ -12,7 +12,7 @@ import torch
 
 from nbhelpers.data.images import ImageLoadError
 from nbhelpers.explain.base import is_bcos_model
-from nbhelpers.models.face_descriptor import DescriptorProbe, describe_chips, describe_faces, descriptor_model_path
+from nbhelpers.models.face_descriptor import DescriptorProbe, describe_chips, describe_faces, load_descriptor_models
 from nbhelpers.training.checkpoint import CheckpointError
 from nbhelpers.training.face_probe import probe_path
 from nbhelpers.training.result import TrainedModel
@@ -50,7 +50,7 @@ def find_descriptor_probe(trained: TrainedModel) -> tuple[DescriptorProbe, Path]
     """The face-descriptor probe saved in the checkpoint folder of a black-box run (``<checkpoint_dir>/<run>/
     model.pt`` -> ``<checkpoint_dir>/face_descriptor_probe.json``) and its path, or None (a B-cos model, an
     unsaved run, no probe there). Raises ``ValueError`` naming the file for one that is not a probe, or naming
-    the missing dlib model files (the ``regions`` extra), each with the way out."""
+    a dlib model file that is missing (the ``regions`` extra) or unreadable, each with the way out."""
     if is_bcos_model(trained.model) or trained.checkpoint is None:
         return None
     path = probe_path(Path(trained.checkpoint).absolute().parent.parent)
@@ -59,8 +59,8 @@ def find_descriptor_probe(trained: TrainedModel) -> tuple[DescriptorProbe, Path]
     hint = "; or pass --descriptor-probe off (descriptor_probe='off')"
     try:
         probe = DescriptorProbe.load(path)
-        descriptor_model_path("recognition"), descriptor_model_path("landmarks")
-    except (ValueError, FileNotFoundError) as error:
+        load_descriptor_models()  # loaded here, so a missing or damaged model fails once, not once per photo
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
         raise ValueError(f"{path}: the face-descriptor probe cannot vote: {error}{hint}") from None
     return probe, path
 

@@ -27,7 +27,7 @@ def probe_path(checkpoint_dir: str | Path) -> Path:
     return Path(checkpoint_dir) / PROBE_NAME
 
 
-def fit_face_probe(data_dir: str | Path, dataset: str = "utkface", faces: int = 3000, seed: int = 0,
+def fit_face_probe(data_dir: str | Path, dataset: str = "utkface", faces: int = 9000, seed: int = 0,
                    checkpoint_dir: str | Path | None = None, regularisation: float = 1.0) -> DescriptorProbe:
     """Fit the probe on ``faces`` training faces of ``dataset`` (drawn with ``seed``; 0: all) from the cache
     in ``data_dir`` (``describe_chips``: about 15 ms per face on this project's 2-core CPU)
