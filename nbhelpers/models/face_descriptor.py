@@ -108,10 +108,10 @@ def load_descriptor_models() -> None:
 
 def _aligned_chip(pixels: np.ndarray, box: Sequence[float]) -> np.ndarray:
     """dlib's aligned uint8 chip (150, 150, 3) of the face in ``box`` (x0, y0, x1, y1) of the uint8 RGB photo
-    ``pixels``: its 5 landmarks, then ``get_face_chip``, as dlib's ``compute_face_descriptor`` does."""
+    ``pixels`` (C-contiguous, as dlib needs): its 5 landmarks, then ``get_face_chip``, as dlib's
+    ``compute_face_descriptor`` does."""
     import dlib
 
-    pixels = np.ascontiguousarray(pixels)
     landmarks, *_ = _dlib_models()
     shape = landmarks(pixels, dlib.rectangle(*(int(round(value)) for value in box)))
     return np.asarray(dlib.get_face_chip(pixels, shape, size=DLIB_CHIP_SIZE, padding=DLIB_CHIP_PADDING))
@@ -141,7 +141,7 @@ def describe_chips(chips: np.ndarray) -> np.ndarray:
     """uint8 aligned face crops (N, H, W, 3) -> float32 descriptors (N, 128): the largest face dlib's HOG
     detector finds in each crop, else ``CHIP_FACE_BOX`` (about 15 ms per 200 px crop on this project's 2-core
     CPU, most of it the HOG search). Raises ``ValueError`` for another shape or dtype."""
-    chips = np.asarray(chips)
+    chips = np.ascontiguousarray(chips)  # once for all crops: dlib reads contiguous pixels
     if chips.ndim != 4 or chips.shape[3] != 3 or chips.dtype != np.uint8:
         raise ValueError(f"describe_chips needs uint8 crops (N, H, W, 3), got {chips.dtype} {chips.shape}")
     described = [_describe_aligned([_aligned_chip(chip, _chip_face_box(chip))
@@ -151,10 +151,10 @@ def describe_chips(chips: np.ndarray) -> np.ndarray:
 
 
 def _chip_face_box(chip: np.ndarray) -> tuple[float, float, float, float]:
-    """The box (x0, y0, x1, y1) of the largest face dlib's HOG detector finds in a uint8 crop (H, W, 3), else
-    ``CHIP_FACE_BOX``."""
+    """The box (x0, y0, x1, y1) of the largest face dlib's HOG detector finds in a C-contiguous uint8 crop
+    (H, W, 3), else ``CHIP_FACE_BOX``."""
     *_, detector = _dlib_models()
-    found = list(detector(np.ascontiguousarray(chip), 0))
+    found = list(detector(chip, 0))
     if found:
         best = max(found, key=lambda rectangle: rectangle.area())
         return best.left(), best.top(), best.right(), best.bottom()
