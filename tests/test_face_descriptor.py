@@ -37,7 +37,10 @@ def test_the_probe_fits_predicts_and_round_trips(tmp_path):
     assert probabilities.shape == (100, 2) and probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
     assert (probabilities.argmax(axis=1) == held_labels).mean() > 0.95 and probe.faces == 200
-    assert DescriptorProbe.load(probe.save(tmp_path / "probe.json")) == probe
+    assert DescriptorProbe.load(probe.save(tmp_path / "probe.json")) == probe and probe.provenance == "200 training faces"
+    described = DescriptorProbe.fit(descriptors, labels, ("female", "male"), dataset="utkface", seed=3, manifest="ab12")
+    assert DescriptorProbe.load(described.save(tmp_path / "described.json")) == described
+    assert described.provenance == "200 utkface training faces (seed 3)" and described.weights == probe.weights
     (tmp_path / "broken.json").write_text(json.dumps({"weights": [0.0] * 5, "bias": 0.0, "classes": ["a", "b"], "faces": 1}))
     with pytest.raises(ValueError, match="broken.json: not a face-descriptor probe"):
         DescriptorProbe.load(tmp_path / "broken.json")
@@ -73,6 +76,23 @@ def test_a_face_in_a_photo_and_its_crop_get_the_same_identity(real_face):
     assert np.linalg.norm(in_photo - other) > np.linalg.norm(in_photo - from_chip)  # not a constant
     with pytest.raises(ValueError, match="uint8"):
         describe_chips(face.chip[None].astype(np.float32))
+
+
+def test_a_face_cut_by_the_edge_is_described_from_the_rectangle_its_chip_was_aligned_in(real_face):
+    from nbhelpers.predict.ensemble_members import photo_descriptors
+    from nbhelpers.predict.faces import FaceDetector
+
+    detector = FaceDetector()
+    stage, (((left, top, right, bottom), score), *_) = detector.search(real_face)
+    cut = int(left + (right - left) * 0.15)  # the photo loses the face box's left 15%
+    photo = np.ascontiguousarray(real_face[:, cut:])
+    rectangle = ((left - cut, top, right - cut, bottom), score)
+    detector.search = lambda pixels: (stage, [rectangle])
+    (face,) = detector.detect(photo)
+    assert face.box[0] == 0 and face.detection_box[0] == round(left - cut) < 0 and face.landmark_box == face.detection_box
+    described = photo_descriptors("cut.jpg", Image.fromarray(photo), [face], crops=False)
+    np.testing.assert_allclose(described, describe_faces(photo, [face.detection_box]), atol=1e-6)
+    assert np.linalg.norm(described - describe_faces(photo, [face.box])) > 1e-3  # the clipped box would move it
 
 
 def test_the_pytorch_network_gives_dlibs_own_descriptors(real_face):

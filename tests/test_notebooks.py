@@ -10,10 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nbhelpers.data.cache import manifest_fingerprint
+from nbhelpers.data.manifest import manifest_path, read_manifest
 from nbhelpers.models import model_spec
-from nbhelpers.models.face_descriptor import descriptor_models_missing
+from nbhelpers.models.face_descriptor import DescriptorProbe, descriptor_models_missing
 from nbhelpers.reporting.run_notebooks import numbered_notebooks, run_all
-from nbhelpers.training.runs import find_run, read_index, ensemble_siblings
+from nbhelpers.training.face_probe import PROBE_FACE_SIZE, probe_path
+from nbhelpers.training.runs import find_run, read_index, ensemble_siblings, split_faces
 from tests.conftest import NOTEBOOKS, ROOT
 from tests.fixtures import FIXTURE_FACES
 
@@ -84,6 +87,12 @@ def test_training_notebooks_record_runs(smoke_run, smoke_data_is_real):
         assert summary["04_resnet18_finetune"]["descriptor_probe_faces"] == 40
         assert probe["images"] == deep["images"] and 0 <= probe["accuracy"] <= 1
         assert summary["04_resnet18_finetune"]["probe_ensemble"]["images"] == deep["images"]  # runs + peer + probe
+        fitted = DescriptorProbe.load(probe_path(base / "data" / "checkpoints"))  # and it says what it was fitted on
+        _, _, rows = split_faces(base / "data", "utkface", "train", 40, PROBE_FACE_SIZE, seed=0)
+        frame = read_manifest(manifest_path("utkface", base / "data")).iloc[np.sort(rows)]
+        assert (fitted.faces, fitted.dataset, fitted.seed) == (40, "utkface", 0)
+        assert fitted.manifest == manifest_fingerprint(frame, PROBE_FACE_SIZE)
+        assert fitted.provenance == "40 utkface training faces (seed 0)"
     peer = summary["04_resnet18_finetune"]["dlib_peer"]
     assert 0 <= peer["accuracy"] <= 1 and peer["images"] > 0
     if smoke_data_is_real:  # on drawn fixture faces the peer (trained on real photos) has nothing real to go on

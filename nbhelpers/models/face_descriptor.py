@@ -167,14 +167,20 @@ class DescriptorProbe:
     """A fitted logistic regression on face descriptors: p(``classes[1]``) = sigmoid(weights . d + bias).
 
     ``faces``: how many training faces it was fitted on; ``regularisation``: the inverse L2 strength ``C`` of
-    scikit-learn's ``LogisticRegression``. Raises ``ValueError`` for weights that are not 128 finite numbers
-    or classes that are not two names."""
+    scikit-learn's ``LogisticRegression``; its provenance: ``dataset`` (the manifest's name, "" when unknown, as
+    in files written before it was recorded), ``seed`` (the draw of the faces) and ``manifest`` (the
+    fingerprint, ``nbhelpers.data.cache.manifest_fingerprint``, of the training faces' manifest rows it was
+    fitted on; "" when unknown). Raises ``ValueError`` for weights that are not 128 finite numbers or classes
+    that are not two names."""
 
     weights: tuple[float, ...]
     bias: float
     classes: tuple[str, str]
     faces: int
     regularisation: float = 1.0
+    dataset: str = ""
+    seed: int = 0
+    manifest: str = ""
 
     def __post_init__(self) -> None:
         if len(self.weights) != DESCRIPTOR_SIZE or not np.all(np.isfinite(self.weights)) or not np.isfinite(self.bias):
@@ -185,9 +191,10 @@ class DescriptorProbe:
 
     @classmethod
     def fit(cls, descriptors: np.ndarray, labels: np.ndarray, classes: Sequence[str],
-            regularisation: float = 1.0) -> "DescriptorProbe":
+            regularisation: float = 1.0, **provenance: Any) -> "DescriptorProbe":
         """Fit on float descriptors (N, 128) and int labels (N,) in {0, 1} (indices into ``classes``) with
-        scikit-learn's ``LogisticRegression(C=regularisation)``. Raises ``ValueError`` when a class is absent."""
+        scikit-learn's ``LogisticRegression(C=regularisation)``; ``provenance``: ``dataset``, ``seed``,
+        ``manifest`` (class docstring). Raises ``ValueError`` when a class is absent."""
         from sklearn.linear_model import LogisticRegression
 
         labels = np.asarray(labels)
@@ -195,7 +202,15 @@ class DescriptorProbe:
             raise ValueError(f"fitting a descriptor probe needs faces of both classes, got labels {np.unique(labels)}")
         model = LogisticRegression(C=regularisation, max_iter=5000).fit(np.asarray(descriptors, np.float64), labels)
         return cls(tuple(float(value) for value in model.coef_[0]), float(model.intercept_[0]),
-                   (str(classes[0]), str(classes[1])), int(len(labels)), float(regularisation))
+                   (str(classes[0]), str(classes[1])), int(len(labels)), float(regularisation), **provenance)
+
+    @property
+    def provenance(self) -> str:
+        """What it was fitted on, in words: "9,000 utkface training faces (seed 0)", or "9,000 training faces"
+        when the file does not say."""
+        where = f"{self.dataset} " if self.dataset else ""
+        seed = f" (seed {self.seed})" if self.dataset else ""
+        return f"{self.faces:,} {where}training faces{seed}"
 
     def predict_proba(self, descriptors: np.ndarray) -> np.ndarray:
         """float descriptors (N, 128) -> float32 probabilities (N, 2) of ``classes``."""
@@ -219,6 +234,7 @@ class DescriptorProbe:
         try:
             values = json.loads(Path(path).read_text())
             return cls(tuple(values["weights"]), float(values["bias"]), tuple(values["classes"]),
-                       int(values["faces"]), float(values.get("regularisation", 1.0)))
+                       int(values["faces"]), float(values.get("regularisation", 1.0)), str(values.get("dataset", "")),
+                       int(values.get("seed", 0)), str(values.get("manifest", "")))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path}: not a face-descriptor probe ({error}); fit it again") from None

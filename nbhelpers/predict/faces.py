@@ -74,6 +74,9 @@ class DetectedFace:
     ``SEARCHES``: "hog-permissive" boxes are the least certain); ``score``: that stage's own score (SSD confidence
     in [0, 1]; dlib HOG's detection score, 0 at its default threshold, higher is surer; for Haar the number of merged
     raw detections, at least 5; None for the centre crop). Scores of different searches are not comparable.
+    ``box`` is clipped to the image; ``detection_box`` is the detector's rectangle before clipping, the one the
+    landmarks of the chip were found in (it may reach past the image's edges; None: ``box``). Whoever aligns the
+    face again from its photo (the descriptor probe) starts from ``landmark_box``, so both alignments agree.
     """
 
     box: Box
@@ -81,6 +84,12 @@ class DetectedFace:
     detector: str
     search: str = "centre"
     score: float | None = None
+    detection_box: Box | None = None
+
+    @property
+    def landmark_box(self) -> Box:
+        """The rectangle the landmarks were found in: ``detection_box``, else ``box``."""
+        return self.detection_box if self.detection_box is not None else self.box
 
 
 def landmark_model_path() -> str:
@@ -202,9 +211,9 @@ class FaceDetector:
             rectangle = dlib.rectangle(int(round(left)), int(round(top)), int(round(right)), int(round(bottom)))
             chip = dlib.get_face_chip(pixels, self._landmarks(pixels, rectangle), size=self.chip_size,
                                       padding=self.padding)
-            box = (max(0, rectangle.left()), max(0, rectangle.top()),
-                   min(width, rectangle.right()), min(height, rectangle.bottom()))
-            faces.append(DetectedFace(box, np.asarray(chip, dtype=np.uint8), detector, stage, score))
+            unclipped = (rectangle.left(), rectangle.top(), rectangle.right(), rectangle.bottom())
+            box = (max(0, unclipped[0]), max(0, unclipped[1]), min(width, unclipped[2]), min(height, unclipped[3]))
+            faces.append(DetectedFace(box, np.asarray(chip, dtype=np.uint8), detector, stage, score, unclipped))
         return sorted(faces, key=lambda face: -(face.box[2] - face.box[0]) * (face.box[3] - face.box[1]))
 
     def faces_or_centre(self, image: Image.Image | np.ndarray) -> tuple[list[DetectedFace], bool]:

@@ -149,7 +149,9 @@ class Predictor:
     @property
     def ensemble_note(self) -> str:
         """One line naming the ensemble siblings and the probe averaged in (empty without any), for stderr."""
-        voters = [str(member.checkpoint) for member in self.members] + [str(self.probe_path)] * (self.probe is not None)
+        voters = [str(member.checkpoint) for member in self.members]
+        if self.probe is not None:
+            voters.append(f"{self.probe_path} (fitted on {self.probe.provenance})")
         return "ensemble: also averaging " + ", ".join(voters) if voters else ""
 
     @property

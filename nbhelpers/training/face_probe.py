@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nbhelpers.data.manifest import GENDERS
+from nbhelpers.data.cache import manifest_fingerprint
+from nbhelpers.data.manifest import GENDERS, manifest_path, read_manifest
 from nbhelpers.models.face_descriptor import DescriptorProbe, describe_chips
 from nbhelpers.training.runs import split_faces
 
@@ -31,10 +32,13 @@ def fit_face_probe(data_dir: str | Path, dataset: str = "utkface", faces: int = 
                    checkpoint_dir: str | Path | None = None, regularisation: float = 1.0) -> DescriptorProbe:
     """Fit the probe on ``faces`` training faces of ``dataset`` (drawn with ``seed``; 0: all) from the cache
     in ``data_dir`` (``describe_chips``: about 15 ms per face on this project's 2-core CPU)
-    and, with ``checkpoint_dir``, save it there (``probe_path``, atomic). Raises ``ValueError`` when the faces
+    and, with ``checkpoint_dir``, save it there (``probe_path``, atomic). The probe records the dataset, the seed and
+    the fingerprint of the manifest rows of its faces (``DescriptorProbe``). Raises ``ValueError`` when the faces
     hold one class only."""
-    images, labels, _ = split_faces(data_dir, dataset, "train", faces, PROBE_FACE_SIZE, seed)
-    probe = DescriptorProbe.fit(describe_chips(images), labels, GENDERS, regularisation)
+    images, labels, rows = split_faces(data_dir, dataset, "train", faces, PROBE_FACE_SIZE, seed)
+    manifest = manifest_fingerprint(read_manifest(manifest_path(dataset, data_dir)).iloc[np.sort(rows)], PROBE_FACE_SIZE)
+    probe = DescriptorProbe.fit(describe_chips(images), labels, GENDERS, regularisation, dataset=dataset, seed=seed,
+                                manifest=manifest)
     if checkpoint_dir is not None:
         probe.save(probe_path(checkpoint_dir))
     return probe
