@@ -150,8 +150,7 @@ class Predictor:
     def ensemble_note(self) -> str:
         """One line naming the ensemble siblings and the probe averaged in (empty without any), for stderr."""
         voters = [str(member.checkpoint) for member in self.members]
-        if self.probe is not None:
-            voters.append(f"{self.probe_path} (fitted on {self.probe.provenance})")
+        voters += [f"{self.probe_path} (fitted on {self.probe.provenance})"] if self.probe is not None else []
         return "ensemble: also averaging " + ", ".join(voters) if voters else ""
 
     @property
