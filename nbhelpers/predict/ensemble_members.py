@@ -67,8 +67,8 @@ def find_descriptor_probe(trained: TrainedModel) -> tuple[DescriptorProbe, Path]
 
 def photo_descriptors(name: str, picture: Any, faces: Sequence[Any], crops: bool) -> np.ndarray:
     """float32 descriptors (len(faces), 128) of the ``DetectedFace`` s found in ``picture`` (a PIL image): from
-    the photo around each face's ``landmark_box`` (the detector's rectangle, unclipped, as for its chip), or from each aligned chip when ``crops`` (the input is itself a face crop, as the
-    probe's training faces were). Raises ``ImageLoadError`` naming the input when dlib fails on it."""
+    the photo around each face's ``landmark_box`` (the detector's rectangle, unclipped, as for its chip), or from
+    each aligned chip when ``crops`` (the input is itself a face crop, as the probe's training faces were). Raises ``ImageLoadError`` naming the input when dlib fails on it."""
     try:
         if crops:
             return describe_chips(np.stack([face.chip for face in faces]))
